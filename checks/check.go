@@ -1,0 +1,103 @@
+package checks
+
+import (
+	"context"
+	"time"
+
+	"github.com/agentgate/agentgate/policies"
+)
+
+// Status of one check.
+type Status string
+
+const (
+	StatusPass    Status = "pass"
+	StatusFail    Status = "fail"
+	StatusError   Status = "error" // the check could not run; counts as a failure
+	StatusSkipped Status = "skipped"
+)
+
+// Severity of a finding.
+type Severity string
+
+const (
+	SeverityLow      Severity = "low"
+	SeverityMedium   Severity = "medium"
+	SeverityHigh     Severity = "high"
+	SeverityCritical Severity = "critical"
+)
+
+// Finding is one problem a check found. Message never contains a secret.
+type Finding struct {
+	Rule        string   `json:"rule"`
+	Severity    Severity `json:"severity"`
+	Path        string   `json:"path,omitempty"`
+	Line        int      `json:"line,omitempty"`
+	Message     string   `json:"message"`
+	Fingerprint string   `json:"fingerprint"`
+	// Stop, when set, is the stop reason code this finding triggers.
+	Stop policies.StopReason `json:"stop_reason,omitempty"`
+	// NeedsApproval marks findings that a human may accept (e.g. a policy
+	// artifact change), rather than hard failures.
+	NeedsApproval bool `json:"needs_approval,omitempty"`
+}
+
+// Result is the outcome of one check.
+type Result struct {
+	Name     string    `json:"name"`
+	Status   Status    `json:"status"`
+	Duration Duration  `json:"duration_ms"`
+	Reason   string    `json:"reason,omitempty"` // why it failed, errored or was skipped
+	Findings []Finding `json:"findings"`
+	// Details is check-specific evidence (coverage numbers, tool versions).
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// Duration marshals as integer milliseconds.
+type Duration time.Duration
+
+// MarshalJSON writes the duration in whole milliseconds.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(itoa(time.Duration(d).Milliseconds())), nil
+}
+
+func itoa(n int64) string {
+	if n == 0 {
+		return "0"
+	}
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}
+
+// Subject is what every check looks at. Policy-side fields come from the
+// base commit, never from head.
+type Subject struct {
+	Repo      string // absolute path of a local git repository (work tree or bare)
+	Base      string // full SHA of the base commit
+	Head      string // full SHA of the head commit
+	MergeBase string // full SHA of merge-base(base, head)
+
+	Plan     *policies.WorkPlan // the thread's WORK_PLAN.json on head (may be nil)
+	PlanPath string             // repo-relative path of the plan
+	Tree     *policies.Tree     // contracts loaded from the base commit
+}
+
+// Check is one gate check.
+type Check interface {
+	Name() string
+	Run(ctx context.Context, s *Subject) Result
+}
