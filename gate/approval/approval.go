@@ -16,23 +16,23 @@ import (
 type Reason string
 
 const (
-	ReasonEdited        Reason = "edited_comment"         // not a created comment, or edited since
-	ReasonReplayed      Reason = "replayed_delivery"      // this comment or delivery was already processed
-	ReasonNotOnLadder   Reason = "not_on_ladder"          // the PR's (source, target) is not a rung
-	ReasonNotRequired   Reason = "approval_not_required"  // the rung does not take human approval
-	ReasonStaleSHA      Reason = "stale_sha"              // the SHA given is not the PR's head
-	ReasonBot           Reason = "bot"                    // type Bot, a [bot] login, or our App
-	ReasonAgentIdentity Reason = "agent_identity"         // one of the policy's agent identities
-	ReasonAuthor        Reason = "pr_author"              // the PR's author
-	ReasonLauncher      Reason = "run_launcher"           // the human who launched the agent run
-	ReasonContributor   Reason = "commit_author"          // authored or committed a commit in the PR
-	ReasonNoWrite       Reason = "no_write_permission"    // below write permission
-	ReasonNotApprover   Reason = "not_rung_approver"      // not listed (user or team) for the rung
-	ReasonLookupFailed  Reason = "lookup_failed"          // a live permission/team lookup failed (fail closed)
-	ReasonNewPush       Reason = "voided_by_new_push"     // head moved after the approval
-	ReasonRetarget      Reason = "voided_by_retarget"     // base changed after the approval
-	ReasonMalformed     Reason = "malformed_command"      // the command's arguments are invalid
-	ReasonUnknownPerson Reason = "unidentified_approver"  // no login to check
+	ReasonEdited        Reason = "edited_comment"        // not a created comment, or edited since
+	ReasonReplayed      Reason = "replayed_delivery"     // this comment or delivery was already processed
+	ReasonNotOnLadder   Reason = "not_on_ladder"         // the PR's (source, target) is not a rung
+	ReasonNotRequired   Reason = "approval_not_required" // the rung does not take human approval
+	ReasonStaleSHA      Reason = "stale_sha"             // the SHA given is not the PR's head
+	ReasonBot           Reason = "bot"                   // type Bot, a [bot] login, or our App
+	ReasonAgentIdentity Reason = "agent_identity"        // one of the policy's agent identities
+	ReasonAuthor        Reason = "pr_author"             // the PR's author
+	ReasonLauncher      Reason = "run_launcher"          // the human who launched the agent run
+	ReasonContributor   Reason = "commit_author"         // authored or committed a commit in the PR
+	ReasonNoWrite       Reason = "no_write_permission"   // below write permission
+	ReasonNotApprover   Reason = "not_rung_approver"     // not listed (user or team) for the rung
+	ReasonLookupFailed  Reason = "lookup_failed"         // a live permission/team lookup failed (fail closed)
+	ReasonNewPush       Reason = "voided_by_new_push"    // head moved after the approval
+	ReasonRetarget      Reason = "voided_by_retarget"    // base changed after the approval
+	ReasonMalformed     Reason = "malformed_command"     // the command's arguments are invalid
+	ReasonUnknownPerson Reason = "unidentified_approver" // no login to check
 )
 
 // User is a GitHub (or forge) account as the adapter saw it.
