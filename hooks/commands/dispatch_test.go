@@ -91,7 +91,10 @@ func (m *memStore) SetHold(_ context.Context, _ string, n int, held bool, _ stri
 	m.holds[n] = held
 	return nil
 }
-func (m *memStore) Audit(_ context.Context, e AuditEvent) error { m.audit = append(m.audit, e); return nil }
+func (m *memStore) Audit(_ context.Context, e AuditEvent) error {
+	m.audit = append(m.audit, e)
+	return nil
+}
 func (m *memStore) ResumeRun(_ context.Context, plan, by string) error {
 	m.resumed = append(m.resumed, plan+":"+by)
 	return nil

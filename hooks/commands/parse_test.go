@@ -61,12 +61,12 @@ func TestParseBoundsHostileInput(t *testing.T) {
 
 func TestApprovePromotionPattern(t *testing.T) {
 	for line, want := range map[string]string{
-		"/approve-promotion":                 "",
-		"/approve-promotion abcdef1":         "abcdef1",
-		"/Approve-Promotion   ABCDEF1234  ":  "ABCDEF1234",
-		"/approve-promotion abc":             "-", // too short
-		"/approve-promotion abcdef1 extra":   "-",
-		"/approve-promotion HEAD":            "-",
+		"/approve-promotion":                  "",
+		"/approve-promotion abcdef1":          "abcdef1",
+		"/Approve-Promotion   ABCDEF1234  ":   "ABCDEF1234",
+		"/approve-promotion abc":              "-", // too short
+		"/approve-promotion abcdef1 extra":    "-",
+		"/approve-promotion HEAD":             "-",
 		"/approve-promotion abcdef1;rm -rf /": "-",
 	} {
 		m := approvePromotionRe.FindStringSubmatch(line)
