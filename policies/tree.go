@@ -17,4 +17,11 @@ type ThreadDir struct {
 	Config       Thread        // config.yaml
 	Requirements *Requirements // requirements.yaml, nil when absent
 	Plan         *WorkPlan     // WORK_PLAN.json, nil when absent
+
+	// Nested lists the directories of the threads inside this one (at any
+	// depth), sorted. They own their own files.
+	Nested []string
+
+	// tree is the Tree this thread was loaded into (for ownership).
+	tree *Tree
 }

@@ -54,6 +54,8 @@ type Duration string
 
 // WorkPlan is a thread's WORK_PLAN.json: the agent's declared intent.
 type WorkPlan struct {
+	// Schema is the optional "$schema" URL editors use to find the schema.
+	Schema          string       `json:"$schema,omitempty"`
 	APIVersion      string       `json:"apiVersion"`
 	PlanID          string       `json:"plan_id"`
 	FRIDs           []string     `json:"fr_ids"`
