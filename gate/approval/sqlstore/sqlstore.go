@@ -118,4 +118,3 @@ func b2i(b bool) int {
 	}
 	return 0
 }
-
