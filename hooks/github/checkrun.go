@@ -23,14 +23,14 @@ type Annotation struct {
 
 // CheckRun is a completed check run to publish.
 type CheckRun struct {
-	Name       string // agentgate/<target>
-	HeadSHA    string
-	ExternalID string // idempotency key: the same key is never posted twice
-	Conclusion string // success, failure, neutral, cancelled, skipped, timed_out, action_required
-	Title      string
-	Summary    string // Markdown (GitHub caps it at 65535 characters)
-	Text       string
-	DetailsURL string
+	Name        string // agentgate/<target>
+	HeadSHA     string
+	ExternalID  string // idempotency key: the same key is never posted twice
+	Conclusion  string // success, failure, neutral, cancelled, skipped, timed_out, action_required
+	Title       string
+	Summary     string // Markdown (GitHub caps it at 65535 characters)
+	Text        string
+	DetailsURL  string
 	Annotations []Annotation
 }
 
