@@ -327,8 +327,8 @@ func MatchGlobAny(globs []string, p string) bool {
 
 func TestIsThreadConfig(t *testing.T) {
 	for in, want := range map[string]bool{
-		threadYAML:                                          true,
-		"kind: Thread\nname: x\n":                           true, // ours, missing apiVersion: reported, not ignored
+		threadYAML:                true,
+		"kind: Thread\nname: x\n": true, // ours, missing apiVersion: reported, not ignored
 		"apiVersion: agentgate.dev/v2\nkind: Thread\n":      true, // ours, unsupported version
 		"apiVersion: agentgate.dev/v1\nkind: Policy\n":      true, // ours, wrong kind
 		"apiVersion: apps/v1\nkind: Deployment\n":           false,
