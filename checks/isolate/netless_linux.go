@@ -36,9 +36,13 @@ func killTree(cmd *exec.Cmd) {
 // probe finds the strongest isolation this process can create by starting
 // a trivial command in it.
 func probe() (string, error) {
-	self, err := os.Executable()
+	// Prefer a program that does nothing; our own binary is the fallback
+	// (the probe kills it right after the clone succeeded).
+	self, err := exec.LookPath("true")
 	if err != nil {
-		return "", fmt.Errorf("find own executable: %w", err)
+		if self, err = os.Executable(); err != nil {
+			return "", fmt.Errorf("find a program to probe with: %w", err)
+		}
 	}
 	modes := []string{"userns+netns+pidns"}
 	if os.Geteuid() == 0 {
@@ -46,9 +50,6 @@ func probe() (string, error) {
 	}
 	var lastErr error
 	for _, m := range modes {
-		// Running our own binary with an invalid flag set is cheap and
-		// needs nothing on disk; "-h" style exits are fine: only the
-		// clone itself matters, so the process is killed right away.
 		cmd := exec.Command(self)
 		cmd.Env = []string{"AGENTGATE_ISOLATE_PROBE=1"}
 		configure(cmd, m)

@@ -1,0 +1,494 @@
+package vuln
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/agentgate/agentgate/checks"
+	"github.com/agentgate/agentgate/checks/basecache"
+	"github.com/agentgate/agentgate/checks/gopkgs"
+	"github.com/agentgate/agentgate/checks/isolate"
+	"github.com/agentgate/agentgate/checks/vuln/vulndb"
+	"github.com/agentgate/agentgate/internal/gitcli"
+	"github.com/agentgate/agentgate/policies"
+)
+
+// Name is the check's name in reports.
+const Name = "vuln"
+
+// DefaultTimeout bounds one govulncheck run (source mode on a large
+// module takes ~15 s; loading is the slow part).
+const DefaultTimeout = 5 * time.Minute
+
+// maxExportFile bounds a single file written by an export.
+const maxExportFile = 64 << 20
+
+// Config wires the check.
+type Config struct {
+	// Runner runs the scanner child with no network (required).
+	Runner isolate.Runner
+	// ScanArgv starts the scanner child; govulncheck's arguments are
+	// appended. Default: this executable with "vulndb", "scan", "--".
+	ScanArgv []string
+	// DB is a database built by vulndb.Build. Empty: the cached database
+	// for DBVersion, built on first use (needs the module proxy once).
+	DB string
+	// DBVersion is the x/vulndb version when DB is empty
+	// (vulndb.PinnedVersion by default).
+	DBVersion string
+	// CacheDir is the root cache directory (basecache.DefaultRoot() when
+	// empty); the database lives in CacheDir/vulndb, base results in
+	// CacheDir/vuln-base.
+	CacheDir string
+	// Timeout bounds each scan (DefaultTimeout when 0).
+	Timeout time.Duration
+	// Now is the clock for allow-list expiry (time.Now when nil).
+	Now func() time.Time
+}
+
+// Check is the vulnerability check.
+type Check struct{ cfg Config }
+
+// New returns the check.
+func New(cfg Config) *Check { return &Check{cfg: cfg} }
+
+// Name implements checks.Check.
+func (c *Check) Name() string { return Name }
+
+// scanRecord is what is cached per base commit and module.
+type scanRecord struct {
+	Missing bool   `json:"missing,omitempty"` // the module does not exist at base
+	Error   string `json:"error,omitempty"`   // the base scan failed
+	Scan    *Scan  `json:"scan,omitempty"`
+}
+
+// Run implements checks.Check.
+func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) {
+	start := time.Now()
+	res = checks.Result{Name: Name, Status: checks.StatusError, Findings: []checks.Finding{}, Details: map[string]any{}}
+	defer func() { res.Duration = checks.Duration(time.Since(start)) }()
+	fail := func(format string, a ...any) checks.Result {
+		res.Status = checks.StatusError
+		res.Reason = fmt.Sprintf(format, a...)
+		return res
+	}
+	if c.cfg.Runner == nil {
+		return fail("vuln check misconfigured: no runner for untrusted code")
+	}
+	pol, err := policyOf(s)
+	if err != nil {
+		return fail("%v", err)
+	}
+	db, err := c.database(ctx)
+	if err != nil {
+		return fail("vulnerability database: %v", err)
+	}
+	res.Details["db_version"] = db.Version
+	res.Details["db_modified"] = db.Modified
+	res.Details["scanner"] = "golang.org/x/vuln " + scannerVersion()
+
+	work, err := os.MkdirTemp("", "agentgate-vuln-")
+	if err != nil {
+		return fail("make work dir: %v", err)
+	}
+	defer os.RemoveAll(work)
+	headDir := filepath.Join(work, "head")
+	if err := gitcli.Export(ctx, s.Repo, s.Head, headDir, maxExportFile); err != nil {
+		return fail("export head %s: %v", s.Head, err)
+	}
+	mods, err := gopkgs.Modules(headDir)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if len(mods) == 0 {
+		res.Status = checks.StatusSkipped
+		res.Reason = "no go.mod on head: nothing for govulncheck to scan"
+		return res
+	}
+	res.Details["modules"] = mods
+
+	baseSHA := s.MergeBase
+	if baseSHA == "" {
+		baseSHA = s.Base
+	}
+	store := basecache.Store{Dir: filepath.Join(c.cacheRoot(), "vuln-base")}
+	var baseDir string // exported lazily
+	var head, base []Vuln
+	var baseNotes []string
+	for _, mod := range mods {
+		hs, iso, err := c.scan(ctx, db, filepath.Join(headDir, filepath.FromSlash(mod)))
+		if err != nil {
+			return fail("govulncheck on head module %s: %v", mod, err)
+		}
+		res.Details["isolation"] = iso
+		if s := hs.GoVersion; s != "" {
+			res.Details["go_version"] = s
+		}
+		head = append(head, prefixPaths(hs.Vulns, mod)...)
+
+		key := basecache.Key(baseSHA, mod, db.Version, scannerVersion(), hs.GoVersion)
+		var rec scanRecord
+		if baseSHA == "" || !store.Get(key, &rec) {
+			if baseSHA == "" {
+				rec = scanRecord{Error: "no base commit"}
+			} else {
+				if baseDir == "" {
+					baseDir = filepath.Join(work, "base")
+					if err := gitcli.Export(ctx, s.Repo, baseSHA, baseDir, maxExportFile); err != nil {
+						return fail("export base %s: %v", baseSHA, err)
+					}
+				}
+				rec = c.scanBase(ctx, db, filepath.Join(baseDir, filepath.FromSlash(mod)))
+				if ctx.Err() != nil {
+					return fail("base scan interrupted: %v", ctx.Err())
+				}
+				if rec.Error == "" {
+					_ = store.Put(key, rec) // a cache write failure only costs time
+				}
+			}
+		}
+		switch {
+		case rec.Missing:
+		case rec.Error != "":
+			baseNotes = append(baseNotes, fmt.Sprintf("module %s: base scan failed, every head finding counts as new: %s", mod, rec.Error))
+		case rec.Scan != nil:
+			base = append(base, prefixPaths(rec.Scan.Vulns, mod)...)
+		}
+	}
+	if len(baseNotes) > 0 {
+		res.Details["base_notes"] = baseNotes
+	}
+	ev := Evaluate(head, base, pol, c.now())
+	res.Findings = ev.Findings
+	res.Details["new"] = len(ev.New)
+	res.Details["preexisting"] = len(ev.Preexisting)
+	if len(ev.Allowed) > 0 {
+		res.Details["allowed"] = ids(ev.Allowed)
+	}
+	if len(ev.Stdlib) > 0 {
+		res.Details["stdlib"] = ev.Stdlib
+	}
+	if ev.Failed {
+		res.Status = checks.StatusFail
+		res.Reason = fmt.Sprintf("%d new vulnerabilit%s at or above level %q", ev.Failing, plural(ev.Failing, "y", "ies"), pol.FailOn)
+	} else {
+		res.Status = checks.StatusPass
+	}
+	return res
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func ids(vs []Vuln) []string {
+	out := make([]string, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, v.ID)
+	}
+	return out
+}
+
+func prefixPaths(vs []Vuln, mod string) []Vuln {
+	out := make([]Vuln, len(vs))
+	copy(out, vs)
+	if mod == "." {
+		return out
+	}
+	for i := range out {
+		if out[i].Path != "" && !strings.HasPrefix(out[i].Path, "/") {
+			out[i].Path = path.Join(mod, out[i].Path)
+		}
+	}
+	return out
+}
+
+func (c *Check) now() time.Time {
+	if c.cfg.Now != nil {
+		return c.cfg.Now()
+	}
+	return time.Now()
+}
+
+func (c *Check) cacheRoot() string {
+	if c.cfg.CacheDir != "" {
+		return c.cfg.CacheDir
+	}
+	if d, err := basecache.DefaultRoot(); err == nil {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "agentgate-cache")
+}
+
+func (c *Check) database(ctx context.Context) (vulndb.Info, error) {
+	if c.cfg.DB != "" {
+		return vulndb.Load(c.cfg.DB)
+	}
+	return vulndb.Ensure(ctx, filepath.Join(c.cacheRoot(), "vulndb"), c.cfg.DBVersion)
+}
+
+func (c *Check) scanArgv() ([]string, error) {
+	if len(c.cfg.ScanArgv) > 0 {
+		return c.cfg.ScanArgv, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the agentgate executable to start the scanner: %w", err)
+	}
+	return []string{self, "vulndb", "scan", "--"}, nil
+}
+
+// scan runs govulncheck on the module at dir in the isolated child.
+func (c *Check) scan(ctx context.Context, db vulndb.Info, dir string) (*Scan, string, error) {
+	argv, err := c.scanArgv()
+	if err != nil {
+		return nil, "", err
+	}
+	timeout := c.cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	args := append(append([]string{}, argv[1:]...), "-db", db.URL(), "-format", "json", "-C", dir, "./...")
+	r, err := c.cfg.Runner.Run(ctx, isolate.Cmd{Path: argv[0], Args: args, Dir: dir, Timeout: timeout})
+	if err != nil {
+		return nil, r.Isolation, err
+	}
+	if r.ExitCode != 0 {
+		return nil, r.Isolation, fmt.Errorf("govulncheck exited %d: %s", r.ExitCode, gopkgs.Tail(r.Stderr, 2000))
+	}
+	if r.StdoutTruncated {
+		return nil, r.Isolation, errors.New("govulncheck output exceeded the output limit")
+	}
+	sc, err := ParseStream(strings.NewReader(string(r.Stdout)), dir)
+	if err != nil {
+		return nil, r.Isolation, err
+	}
+	if sc.DBLastModified == "" {
+		// govulncheck omits it when it could not read index/db.json, and
+		// then reports "no vulnerabilities" for a database it never read.
+		return nil, r.Isolation, errors.New("govulncheck could not read the vulnerability database (no db_last_modified in its output)")
+	}
+	return sc, r.Isolation, nil
+}
+
+func (c *Check) scanBase(ctx context.Context, db vulndb.Info, dir string) scanRecord {
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
+		return scanRecord{Missing: true}
+	}
+	sc, _, err := c.scan(ctx, db, dir)
+	if err != nil {
+		return scanRecord{Error: err.Error()}
+	}
+	return scanRecord{Scan: sc}
+}
+
+// Policy is the effective vulnerability policy.
+type Policy struct {
+	FailOn Level
+	// StdlibFail makes standard-library findings fail like module ones.
+	StdlibFail bool
+	Allow      []policies.VulnAllow
+}
+
+func policyOf(s *checks.Subject) (Policy, error) {
+	var vp policies.VulnPolicy
+	if s != nil && s.Tree != nil {
+		vp = s.Tree.Policy.Vuln
+	}
+	return ParsePolicy(vp)
+}
+
+// ParsePolicy validates the repository's vuln policy.
+func ParsePolicy(vp policies.VulnPolicy) (Policy, error) {
+	lvl, err := ParseLevel(vp.FailOn)
+	if err != nil {
+		return Policy{}, fmt.Errorf("policy vuln.fail_on: %w", err)
+	}
+	p := Policy{FailOn: lvl, Allow: vp.Allow}
+	switch strings.ToLower(vp.Stdlib) {
+	case "", "warn":
+	case "fail":
+		p.StdlibFail = true
+	default:
+		return Policy{}, fmt.Errorf("policy vuln.stdlib: %q is not warn or fail", vp.Stdlib)
+	}
+	return p, nil
+}
+
+// Evaluation is the verdict over head and base findings.
+type Evaluation struct {
+	New         []Vuln // at a higher level on head than on base
+	Preexisting []Vuln
+	Allowed     []Vuln // new, accepted by an unexpired allow entry
+	Stdlib      []Vuln // new standard-library findings, reported separately
+	Findings    []checks.Finding
+	Failing     int
+	Failed      bool
+}
+
+type vkey struct{ id, module string }
+
+// Evaluate compares head with base under policy p at time now.
+func Evaluate(head, base []Vuln, p Policy, now time.Time) Evaluation {
+	baseLevel := map[vkey]Level{}
+	for _, v := range base {
+		k := vkey{v.ID, v.Module}
+		if v.Level > baseLevel[k] {
+			baseLevel[k] = v.Level
+		}
+	}
+	// One entry per id and module, at its highest level.
+	best := map[vkey]Vuln{}
+	for _, v := range head {
+		k := vkey{v.ID, v.Module}
+		if old, ok := best[k]; !ok || v.Level > old.Level {
+			best[k] = v
+		}
+	}
+	keys := make([]vkey, 0, len(best))
+	for k := range best {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].id != keys[j].id {
+			return keys[i].id < keys[j].id
+		}
+		return keys[i].module < keys[j].module
+	})
+	var ev Evaluation
+	ev.Findings = []checks.Finding{}
+	for _, k := range keys {
+		v := best[k]
+		if v.Level <= baseLevel[k] {
+			ev.Preexisting = append(ev.Preexisting, v)
+			continue
+		}
+		ev.New = append(ev.New, v)
+		allowed, expired := allowState(p.Allow, v.ID, now)
+		if allowed {
+			ev.Allowed = append(ev.Allowed, v)
+			continue
+		}
+		fails := v.Level >= p.FailOn
+		rule := "vuln." + v.Level.String()
+		sev := severityOf(v.Level)
+		if v.Stdlib() {
+			ev.Stdlib = append(ev.Stdlib, v)
+			rule = "vuln.stdlib"
+			if !p.StdlibFail {
+				fails = false
+				sev = checks.SeverityLow
+			}
+		}
+		if !fails && v.Level < LevelImported && !v.Stdlib() {
+			continue // a required-only module below the threshold is noise
+		}
+		msg := describe(v)
+		if expired != "" {
+			msg += fmt.Sprintf(" (its allow entry expired on %s)", expired)
+		}
+		if !fails {
+			msg = "warning: " + msg
+			if sev != checks.SeverityLow {
+				sev = checks.SeverityLow
+			}
+		}
+		ev.Findings = append(ev.Findings, checks.Finding{
+			Rule:        rule,
+			Severity:    sev,
+			Path:        v.Path,
+			Line:        v.Line,
+			Message:     msg,
+			Fingerprint: "vuln:" + v.ID + ":" + v.Module + ":" + v.Level.String(),
+		})
+		if fails {
+			ev.Failing++
+			ev.Failed = true
+		}
+	}
+	return ev
+}
+
+func severityOf(l Level) checks.Severity {
+	switch l {
+	case LevelCalled:
+		return checks.SeverityHigh
+	case LevelImported:
+		return checks.SeverityMedium
+	}
+	return checks.SeverityLow
+}
+
+func describe(v Vuln) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s in %s", v.ID, v.Module)
+	if v.Version != "" {
+		fmt.Fprintf(&b, "@%s", v.Version)
+	}
+	switch v.Level {
+	case LevelCalled:
+		fmt.Fprintf(&b, ": vulnerable %s.%s is called", v.Package, v.Symbol)
+	case LevelImported:
+		fmt.Fprintf(&b, ": vulnerable package %s is imported", v.Package)
+	default:
+		b.WriteString(": vulnerable module is required")
+	}
+	b.WriteString(" (new on head)")
+	if v.FixedVersion != "" {
+		fmt.Fprintf(&b, "; fixed in %s", v.FixedVersion)
+	} else {
+		b.WriteString("; no fixed version")
+	}
+	if v.Summary != "" {
+		fmt.Fprintf(&b, ": %s", v.Summary)
+	}
+	return b.String()
+}
+
+// allowState says whether an unexpired allow entry accepts id; expired is
+// the date of an expired entry for the message.
+func allowState(allow []policies.VulnAllow, id string, now time.Time) (allowed bool, expired string) {
+	for _, a := range allow {
+		if a.ID != id {
+			continue
+		}
+		day, err := time.Parse("2006-01-02", a.Expires)
+		if err != nil {
+			expired = a.Expires + " (unreadable date)"
+			continue
+		}
+		// The entry holds through the whole expiry day (UTC).
+		if now.UTC().Before(day.Add(24 * time.Hour)) {
+			return true, ""
+		}
+		expired = a.Expires
+	}
+	return false, expired
+}
+
+// scannerVersion is the x/vuln version linked into this binary (govulncheck
+// reports the host program's version instead when run in-process).
+func scannerVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "golang.org/x/vuln" {
+				if d.Replace != nil {
+					return d.Replace.Version
+				}
+				return d.Version
+			}
+		}
+	}
+	return "unknown"
+}
