@@ -134,19 +134,30 @@ func resolve(fsys fs.FS, p string) (string, error) {
 	if _, ok := fsys.(fs.ReadLinkFS); !ok || p == "." {
 		return p, nil
 	}
+	// cur is always a fully resolved directory (no links), so ".." on it
+	// is its lexical parent. Link targets are spliced in element by
+	// element rather than cleaned lexically: "l/.." where l is a link must
+	// climb from l's target, as the kernel does.
 	rest := strings.Split(p, "/")
 	cur := "."
 	hops := 0
 	for len(rest) > 0 {
 		el := rest[0]
 		rest = rest[1:]
+		switch el {
+		case "", ".":
+			continue
+		case "..":
+			if cur == "." {
+				return "", &fs.PathError{Op: "resolve", Path: p, Err: errEscapes}
+			}
+			cur = path.Dir(cur)
+			continue
+		}
 		next := path.Join(cur, el)
 		fi, err := fs.Lstat(fsys, next)
-		if err != nil {
-			// Missing: nothing further can be a link.
-			return path.Join(append([]string{next}, rest...)...), nil
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			// A real element, or a missing one (which cannot be a link).
 			cur = next
 			continue
 		}
@@ -161,13 +172,9 @@ func resolve(fsys fs.FS, p string) (string, error) {
 		if path.IsAbs(target) || strings.HasPrefix(target, `\`) || (len(target) > 1 && target[1] == ':') {
 			return "", &fs.PathError{Op: "resolve", Path: next, Err: errors.Join(errEscapes, errors.New("it points to the absolute path "+target))}
 		}
-		joined := path.Join(cur, target)
-		if joined == ".." || strings.HasPrefix(joined, "../") {
-			return "", &fs.PathError{Op: "resolve", Path: next, Err: errors.Join(errEscapes, errors.New("it points to "+target))}
-		}
-		// Re-walk the target's elements: they may be links too.
-		rest = append(strings.Split(joined, "/"), rest...)
-		cur = "."
+		// Resolve the target relative to the link's directory, then go on
+		// with what followed the link.
+		rest = append(strings.Split(target, "/"), rest...)
 	}
 	return cur, nil
 }
