@@ -3,6 +3,7 @@ package budget
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/agentgate/agentgate/policies"
@@ -47,6 +48,23 @@ type Cap struct {
 	Limit int64  `json:"limit_nano_usd"`
 }
 
+// CapsFor returns the caps of r that apply to a repository (owner/name).
+func (r ReserveRequest) CapsFor(repo string) []Cap {
+	if repo == "" {
+		return nil
+	}
+	var caps []Cap
+	if v, ok := r.RepoCaps[repo]; ok {
+		caps = append(caps, Cap{Scope: ScopeRepo, Key: repo, Limit: v})
+	}
+	if org, _, ok := strings.Cut(repo, "/"); ok {
+		if v, ok := r.OrgCaps[org]; ok {
+			caps = append(caps, Cap{Scope: ScopeOrg, Key: org, Limit: v})
+		}
+	}
+	return caps
+}
+
 // ReserveRequest asks to reserve a call's worst-case cost.
 type ReserveRequest struct {
 	PlanID   string
@@ -54,7 +72,11 @@ type ReserveRequest struct {
 	Provider string
 	Model    string
 	Amount   int64 // worst case, nano-USD (0 for a cache hit or a free local model)
-	Caps     []Cap
+	// OrgCaps and RepoCaps are the configured monthly caps (nano-USD) by
+	// organisation and by owner/name; the ledger applies those of the
+	// plan's repository.
+	OrgCaps  map[string]int64
+	RepoCaps map[string]int64
 	Ceiling  int64 // per-request ceiling, nano-USD (<= 0: none)
 	CacheHit bool
 	Degraded bool // routed to the local model by degrade_to_local

@@ -1,0 +1,148 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/agentgate/agentgate/internal/store"
+)
+
+// Component is the gateway's migration component name in the store.
+const Component = "gateway"
+
+var keyMigrations = []store.Migration{{
+	Version: 1,
+	Name:    "run keys",
+	SQLite: `CREATE TABLE gateway_keys (
+	key_id     TEXT PRIMARY KEY,
+	key_hash   TEXT NOT NULL,
+	plan_id    TEXT NOT NULL,
+	run_id     TEXT NOT NULL,
+	created_at TEXT NOT NULL,
+	revoked_at TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX gateway_keys_run ON gateway_keys (run_id);`,
+	Postgres: `CREATE TABLE gateway_keys (
+	key_id     TEXT PRIMARY KEY,
+	key_hash   TEXT NOT NULL,
+	plan_id    TEXT NOT NULL,
+	run_id     TEXT NOT NULL,
+	created_at TEXT NOT NULL,
+	revoked_at TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX gateway_keys_run ON gateway_keys (run_id);`,
+}}
+
+// KeyPrefix starts every run key, so that secret scanners can find leaked ones.
+const KeyPrefix = "agk_"
+
+// RunKey is what a run key is bound to.
+type RunKey struct {
+	ID      string
+	PlanID  string
+	RunID   string
+	Revoked bool
+}
+
+// Keys stores run keys hashed (SHA-256): the store never holds a usable key.
+type Keys struct {
+	st *store.Store
+}
+
+// NewKeys migrates the key table and returns the key store.
+func NewKeys(ctx context.Context, st *store.Store) (*Keys, error) {
+	if err := st.Migrate(ctx, Component, keyMigrations); err != nil {
+		return nil, fmt.Errorf("gateway: migrate the key table: %w", err)
+	}
+	return &Keys{st: st}, nil
+}
+
+func hashKey(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(h[:])
+}
+
+// Issue creates a run key bound to planID and runID and returns the key (to
+// hand to the run, once) and its id (to revoke it later).
+func (k *Keys) Issue(ctx context.Context, planID, runID string) (key, id string, err error) {
+	if planID == "" || runID == "" {
+		return "", "", errors.New("gateway: a run key needs both a plan id and a run id")
+	}
+	var idb [6]byte
+	var secret [32]byte
+	if _, err := rand.Read(idb[:]); err != nil {
+		return "", "", err
+	}
+	if _, err := rand.Read(secret[:]); err != nil {
+		return "", "", err
+	}
+	id = hex.EncodeToString(idb[:])
+	key = KeyPrefix + id + "_" + base64.RawURLEncoding.EncodeToString(secret[:])
+	_, err = k.st.DB().ExecContext(ctx, k.st.Rebind(`INSERT INTO gateway_keys (key_id, key_hash, plan_id, run_id, created_at) VALUES (?, ?, ?, ?, ?)`),
+		id, hashKey(key), planID, runID, time.Now().UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		return "", "", fmt.Errorf("gateway: store the run key: %w", err)
+	}
+	return key, id, nil
+}
+
+// ErrBadKey means the presented key is unknown, malformed or revoked. The
+// message is the same for all three so that probing learns nothing.
+var ErrBadKey = errors.New("invalid or revoked run key")
+
+// Verify checks a presented key in constant time and returns its binding.
+func (k *Keys) Verify(ctx context.Context, key string) (RunKey, error) {
+	rest, ok := strings.CutPrefix(key, KeyPrefix)
+	if !ok || len(rest) < 14 || rest[12] != '_' {
+		return RunKey{}, ErrBadKey
+	}
+	id := rest[:12]
+	var rk RunKey
+	var stored, revokedAt string
+	err := k.st.DB().QueryRowContext(ctx, k.st.Rebind(`SELECT key_id, key_hash, plan_id, run_id, revoked_at FROM gateway_keys WHERE key_id = ?`), id).
+		Scan(&rk.ID, &stored, &rk.PlanID, &rk.RunID, &revokedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Compare anyway so that unknown ids take as long as known ones.
+		subtle.ConstantTimeCompare([]byte(hashKey(key)), []byte(hashKey("")))
+		return RunKey{}, ErrBadKey
+	}
+	if err != nil {
+		return RunKey{}, fmt.Errorf("gateway: look up the run key: %w", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(hashKey(key)), []byte(stored)) != 1 {
+		return RunKey{}, ErrBadKey
+	}
+	if revokedAt != "" {
+		return RunKey{}, ErrBadKey
+	}
+	return rk, nil
+}
+
+// Revoke revokes one key by id, or every key of a run when id is empty and
+// runID is set. It returns how many keys it revoked.
+func (k *Keys) Revoke(ctx context.Context, id, runID string) (int64, error) {
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	var res sql.Result
+	var err error
+	switch {
+	case id != "":
+		res, err = k.st.DB().ExecContext(ctx, k.st.Rebind(`UPDATE gateway_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at = ''`), now, id)
+	case runID != "":
+		res, err = k.st.DB().ExecContext(ctx, k.st.Rebind(`UPDATE gateway_keys SET revoked_at = ? WHERE run_id = ? AND revoked_at = ''`), now, runID)
+	default:
+		return 0, errors.New("gateway: name a key id or a run id to revoke")
+	}
+	if err != nil {
+		return 0, fmt.Errorf("gateway: revoke: %w", err)
+	}
+	return res.RowsAffected()
+}
