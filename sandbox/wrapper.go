@@ -54,11 +54,10 @@ func VerifyWrapper(name string, w Wrapper, volume string) error {
 			break
 		}
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	got, err := hashReader(f)
+	if err != nil {
 		return fmt.Errorf("%w: %s: reading: %v", ErrWrapperTampered, name, err)
 	}
-	got := hex.EncodeToString(h.Sum(nil))
 	if got != strings.ToLower(w.SHA256) {
 		return fmt.Errorf("%w: %s: %s has SHA-256 %s, pinned %s; someone changed the wrapper: reinstall it and re-pin only after review",
 			ErrWrapperTampered, name, w.Path, got, w.SHA256)
@@ -78,6 +77,14 @@ func rootOnly(fi os.FileInfo, path string) error {
 		return fmt.Errorf("%s is writable by group or others (mode %v)", path, fi.Mode().Perm())
 	}
 	return nil
+}
+
+func hashReader(r io.Reader) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // HashFile returns the hex SHA-256 of a file (for pinning wrappers).
