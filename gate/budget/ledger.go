@@ -179,7 +179,7 @@ type RunTotals struct {
 const (
 	EventWarn     = "budget.warn"
 	EventEscalate = "budget.escalate"
-	EventStop     = "budget.stop"
+	EventStop     = "gate.stop" // like every other stop; the payload carries stop_reason
 	EventApprove  = "budget.approve"
 	EventResume   = "budget.resume"
 )
