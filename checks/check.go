@@ -2,6 +2,8 @@ package checks
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/agentgate/agentgate/policies"
@@ -59,6 +61,16 @@ type Duration time.Duration
 // MarshalJSON writes the duration in whole milliseconds.
 func (d Duration) MarshalJSON() ([]byte, error) {
 	return []byte(itoa(time.Duration(d).Milliseconds())), nil
+}
+
+// UnmarshalJSON reads whole milliseconds (so a report.json round-trips).
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	ms, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return fmt.Errorf("duration: want integer milliseconds, got %s", b)
+	}
+	*d = Duration(time.Duration(ms) * time.Millisecond)
+	return nil
 }
 
 func itoa(n int64) string {

@@ -1,0 +1,357 @@
+package secrets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gitleaks/go-gitdiff/gitdiff"
+	"github.com/zricethezav/gitleaks/v8/detect"
+	"github.com/zricethezav/gitleaks/v8/report"
+	"github.com/zricethezav/gitleaks/v8/sources"
+
+	"github.com/agentgate/agentgate/checks"
+	"github.com/agentgate/agentgate/internal/gitcli"
+	"github.com/agentgate/agentgate/policies"
+)
+
+// Name is the check's name in reports.
+const Name = "secrets"
+
+// Files read from the base commit.
+const (
+	ConfigFile = ".gitleaks.toml"
+	IgnoreFile = ".gitleaksignore"
+)
+
+// maxPolicyFile caps the base's gitleaks config and ignore file.
+const maxPolicyFile = 4 << 20
+
+// Check is the secret-scanning check.
+type Check struct{}
+
+// New returns the secrets check.
+func New() checks.Check { return &Check{} }
+
+// Name implements checks.Check.
+func (*Check) Name() string { return Name }
+
+// Run implements checks.Check.
+func (*Check) Run(ctx context.Context, s *checks.Subject) checks.Result {
+	res := checks.Result{Name: Name, Findings: []checks.Finding{}}
+	findings, stats, err := Scan(ctx, s.Repo, s.Base, s.MergeBase, s.Head)
+	res.Details = map[string]any{
+		"files_scanned": stats.Files, "added_lines": stats.Lines, "bytes_scanned": stats.Bytes,
+		"commit_messages": stats.Messages, "rules": stats.Rules, "repo_config": stats.RepoConfig,
+		"ignore_entries_from_base": stats.IgnoreFile,
+	}
+	if err != nil {
+		res.Status = checks.StatusError
+		res.Reason = err.Error()
+		return res
+	}
+	res.Findings = findings
+	res.Status = checks.StatusPass
+	if len(findings) > 0 {
+		res.Status = checks.StatusFail
+		res.Reason = fmt.Sprintf("%d possible secret%s in the change; the run stops until a human rotates them and re-authorizes", len(findings), plural(len(findings)))
+	}
+	return res
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// Stats describes what a scan covered.
+type Stats struct {
+	Files, Lines, Messages int
+	Bytes                  uint64
+	Rules                  int
+	RepoConfig, IgnoreFile bool
+}
+
+// Scan runs gitleaks over the lines added by mergeBase..head and the
+// messages of its commits, with the rules and ignore file of the policy
+// commit base. Findings carry no secret material.
+func Scan(ctx context.Context, repo, base, mergeBase, head string) ([]checks.Finding, Stats, error) {
+	var st Stats
+	for _, sha := range []string{base, mergeBase, head} {
+		if !gitcli.IsSHA(sha) {
+			return nil, st, fmt.Errorf("commit %q is not a resolved SHA; the engine must verify the range first", sha)
+		}
+		if _, err := gitcli.VerifyCommit(ctx, repo, sha); err != nil {
+			return nil, st, fmt.Errorf("verify %s: %w", sha, err)
+		}
+	}
+	// Policy from the base commit only.
+	repoTOML, err := gitcli.ReadFile(ctx, repo, base, ConfigFile, maxPolicyFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		repoTOML = nil
+	case err != nil:
+		return nil, st, fmt.Errorf("read %s from base: %w", ConfigFile, err)
+	default:
+		st.RepoConfig = true
+	}
+	cfg, err := Config(repoTOML)
+	if err != nil {
+		return nil, st, fmt.Errorf("load the gitleaks rules (fix %s on the base branch): %w", ConfigFile, err)
+	}
+	st.Rules = len(cfg.Rules)
+	d := detect.NewDetectorContext(ctx, *cfg)
+	d.MaxDecodeDepth = 5
+	d.Redact = 100
+	d.IgnoreGitleaksAllow = true
+	d.MaxArchiveDepth = 0
+	ignore, err := gitcli.ReadFile(ctx, repo, base, IgnoreFile, maxPolicyFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, st, fmt.Errorf("read %s from base: %w", IgnoreFile, err)
+	default:
+		st.IgnoreFile = true
+		if err := addIgnore(d, ignore); err != nil {
+			return nil, st, err
+		}
+	}
+
+	// What git says was added: the scan must account for every line.
+	changes, err := gitcli.Diff(ctx, repo, mergeBase, head)
+	if err != nil {
+		return nil, st, err
+	}
+	want := map[string]int{}
+	for _, c := range changes {
+		if c.Status != 'D' && !c.Binary && c.Added > 0 && c.NewMode != gitcli.ModeSubmodule {
+			want[c.Path] = c.Added
+		}
+	}
+	commits, err := gitcli.Log(ctx, repo, mergeBase, head)
+	if err != nil {
+		return nil, st, err
+	}
+
+	src := &changeSource{repo: repo, from: mergeBase, head: head, commits: commits}
+	found, err := d.DetectSource(ctx, src)
+	if err != nil {
+		return nil, st, fmt.Errorf("secret scan: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, st, fmt.Errorf("secret scan: %w", err)
+	}
+	st.Files, st.Lines, st.Messages, st.Bytes = len(src.seen), src.lines(), len(commits), d.TotalBytes.Load()
+
+	// Fail closed on anything the parser did not account for.
+	for p, n := range want {
+		if got := src.seen[p]; got != n {
+			return nil, st, fmt.Errorf("secret scan covered %d of the %d added lines of %s; refusing to report no secrets", got, n, p)
+		}
+	}
+	if (len(want) > 0 || len(commits) > 0) && st.Bytes == 0 {
+		return nil, st, errors.New("secret scan read nothing from a non-empty change; refusing to report no secrets")
+	}
+	return convert(found), st, nil
+}
+
+// addIgnore hands the base's ignore file to gitleaks, which only reads
+// files from disk.
+func addIgnore(d *detect.Detector, data []byte) error {
+	dir, err := os.MkdirTemp("", "agentgate-gitleaksignore-")
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", IgnoreFile, err)
+	}
+	defer os.RemoveAll(dir)
+	p := filepath.Join(dir, IgnoreFile)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		return fmt.Errorf("stage %s: %w", IgnoreFile, err)
+	}
+	if err := d.AddGitleaksIgnore(p); err != nil {
+		return fmt.Errorf("read %s from base: %w", IgnoreFile, err)
+	}
+	return nil
+}
+
+// convert maps gitleaks findings to check findings, copying only fields
+// that cannot hold the secret.
+func convert(found []report.Finding) []checks.Finding {
+	out := make([]checks.Finding, 0, len(found))
+	for _, f := range found {
+		cf := checks.Finding{
+			Rule:     f.RuleID,
+			Severity: checks.SeverityCritical,
+			Stop:     policies.StopSecretExposure,
+		}
+		where := ""
+		if strings.HasPrefix(f.File, messagePrefix) {
+			where = "in the commit message of " + shortSHA(f.Commit)
+		} else {
+			cf.Path, cf.Line = f.File, f.StartLine
+			where = "added by the change"
+		}
+		cf.Message = fmt.Sprintf("possible secret (gitleaks rule %s) %s; the value is redacted. Rotate the credential, remove it from the branch history and ask a human to re-authorize the run",
+			f.RuleID, where)
+		// gitleaks' fingerprint (commit:file:rule:line) holds no secret and
+		// is what a base .gitleaksignore line would name.
+		cf.Fingerprint = f.Fingerprint
+		out = append(out, cf)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Path != out[j].Path {
+			return out[i].Path < out[j].Path
+		}
+		if out[i].Line != out[j].Line {
+			return out[i].Line < out[j].Line
+		}
+		return out[i].Fingerprint < out[j].Fingerprint
+	})
+	return out
+}
+
+func shortSHA(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+// messagePrefix marks fragments that are commit messages, not files.
+const messagePrefix = "(commit message) "
+
+// changeSource yields the added lines of from..head (one fragment per
+// hunk) and the commit messages, scanning files in parallel.
+type changeSource struct {
+	repo, from, head string
+	commits          []gitcli.Commit
+
+	mu    sync.Mutex
+	seen  map[string]int // added lines parsed per path
+	total atomic.Int64
+}
+
+func (s *changeSource) lines() int { return int(s.total.Load()) }
+
+// Fragments implements sources.Source.
+func (s *changeSource) Fragments(ctx context.Context, yield sources.FragmentsFunc) error {
+	s.seen = map[string]int{}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd, err := gitcli.Command(ctx, s.repo, "diff", "-U0", "-M", "--no-color", "--no-ext-diff", "--no-textconv",
+		"--ignore-submodules=none", "--src-prefix=a/", "--dst-prefix=b/", "--end-of-options", s.from+".."+s.head, "--")
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &limited{w: &stderr, n: 4096}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start git diff: %w", err)
+	}
+	files, err := gitdiff.Parse(stdout)
+	if err != nil {
+		cancel()
+		_ = cmd.Wait()
+		return fmt.Errorf("parse git diff: %w", err)
+	}
+
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+		work     = make(chan *gitdiff.File)
+	)
+	setErr := func(e error) { errOnce.Do(func() { firstErr = e; cancel() }) }
+	workers := max(1, runtime.GOMAXPROCS(0))
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range work {
+				if err := s.file(f, yield); err != nil {
+					setErr(err)
+				}
+			}
+		}()
+	}
+	for f := range files {
+		if ctx.Err() != nil {
+			continue // drain so the parser goroutine ends
+		}
+		work <- f
+	}
+	close(work)
+	wg.Wait()
+	_, _ = io.Copy(io.Discard, stdout)
+	waitErr := cmd.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if waitErr != nil {
+		return fmt.Errorf("git diff: %v: %s", waitErr, strings.TrimSpace(stderr.String()))
+	}
+	for _, c := range s.commits {
+		frag := sources.Fragment{Raw: c.Message, FilePath: messagePrefix + c.SHA, CommitSHA: c.SHA, StartLine: 1}
+		if err := yield(frag, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *changeSource) file(f *gitdiff.File, yield sources.FragmentsFunc) error {
+	if f.IsDelete || f.IsBinary {
+		return nil
+	}
+	n := 0
+	for _, tf := range f.TextFragments {
+		if tf == nil {
+			continue
+		}
+		raw := tf.Raw(gitdiff.OpAdd)
+		n += int(tf.LinesAdded)
+		if raw == "" {
+			continue
+		}
+		frag := sources.Fragment{Raw: raw, FilePath: f.NewName, StartLine: int(tf.NewPosition), CommitSHA: s.head}
+		if err := yield(frag, nil); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.seen[f.NewName] += n
+	s.mu.Unlock()
+	s.total.Add(int64(n))
+	return nil
+}
+
+type limited struct {
+	w io.Writer
+	n int
+}
+
+func (l *limited) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
+}
