@@ -489,6 +489,9 @@ func (d *Linux) AgentProcesses() ([]int, error) {
 	return uidProcs(uid), nil
 }
 
+// killSwitch marks a run ended by Kill from outside Run.
+const killSwitch = "kill_switch"
+
 var relDirRE = regexp.MustCompile(`^[A-Za-z0-9._/-]*$`)
 
 // Run implements Driver.
@@ -584,7 +587,9 @@ func (d *Linux) Run(ctx context.Context, spec RunSpec) (Result, error) {
 	res.FilesWritten = countWritten(d.harvestDir(), start)
 	if killedBy != "" {
 		res.Killed = true
-		res.LimitsHit = append(res.LimitsHit, killedBy)
+		if killedBy != killSwitch {
+			res.LimitsHit = append(res.LimitsHit, killedBy)
+		}
 	}
 	if err != nil {
 		return res, err
@@ -769,6 +774,10 @@ func (d *Linux) launch(ctx context.Context, cfg initConfig, cg *cgroupSet, wall 
 	if len(data) == 0 {
 		if killedBy != "" {
 			return initResult{ExitCode: 137, Signal: int(syscall.SIGKILL)}, killedBy, nil
+		}
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			// Killed from outside this call: the kill switch (Kill/Detach).
+			return initResult{ExitCode: 137, Signal: int(syscall.SIGKILL)}, killSwitch, nil
 		}
 		return ir, killedBy, fmt.Errorf("sandbox run: the init died without a report (%v)", cmd.ProcessState)
 	}
