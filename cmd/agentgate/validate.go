@@ -95,6 +95,7 @@ type validateResult struct {
 	Files       int                `json:"files"`
 	Problems    []policies.Problem `json:"problems"`
 	prefix      string
+	file        string // set when a single file was validated
 }
 
 type validateThread struct {
@@ -113,6 +114,7 @@ func validateTarget(target string) (*validateResult, error) {
 	if !fi.IsDir() {
 		res.Root = filepath.Dir(target)
 		res.Files = 1
+		res.file = target
 		probs, err := validateFile(target)
 		if err != nil {
 			return nil, err
@@ -197,6 +199,10 @@ func (r *validateResult) writeText(w io.Writer) {
 			p.File = filepath.Join(r.prefix, p.File)
 		}
 		fmt.Fprintln(w, p.String())
+	}
+	if r.Valid && r.file != "" {
+		fmt.Fprintf(w, "ok: %s is valid (cross-file rules need the whole repository: agentgate validate DIR)\n", r.file)
+		return
 	}
 	if r.Valid {
 		policy := "default policy (no .agentgate/policy.yaml)"
