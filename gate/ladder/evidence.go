@@ -58,9 +58,16 @@ func CheckBudget(runs []RunBudget, unknown []string) Outcome {
 		o.Detail = "budget ledger unavailable for plan(s) " + strings.Join(unknown, ", ") + "; fails closed"
 	case len(over) > 0:
 		o.Detail = "over budget: " + strings.Join(over, "; ")
+	case len(runs) == 0:
+		o.Satisfied = true
+		o.Detail = "no metered runs in this promotion"
 	default:
 		o.Satisfied = true
-		o.Detail = fmt.Sprintf("%d run(s) within budget", len(runs))
+		var within []string
+		for _, r := range runs {
+			within = append(within, fmt.Sprintf("%s $%.2f of $%.2f", r.PlanID, r.SpentUSD, r.LimitUSD))
+		}
+		o.Detail = "within budget: " + strings.Join(within, "; ")
 	}
 	return o
 }

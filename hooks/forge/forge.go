@@ -661,6 +661,9 @@ func (f *Forge) Approve(ctx context.Context, target, sha string, as approval.Use
 	if source == "" || head == "" {
 		return approval.Approval{}, &approval.Refusal{Reason: approval.ReasonNotOnLadder, Message: fmt.Sprintf("%s is promoted from %s, which has no single tip to approve", target, rung.Source)}, nil
 	}
+	if head == tip {
+		return approval.Approval{}, &approval.Refusal{Reason: approval.ReasonNotRequired, Message: fmt.Sprintf("%s and %s are both at %s: there is nothing to promote yet", source, target, short(tip))}, nil
+	}
 	commits, err := gitcli.Log(ctx, f.Repo, tip, head)
 	if err != nil {
 		return approval.Approval{}, nil, err
@@ -879,8 +882,11 @@ func isAncestor(ctx context.Context, repo, a, b string) (bool, error) {
 
 func (f *Forge) audit(ctx context.Context, pusher ladder.Pusher, kind, sha, planID string, payload any) error {
 	actor := pusher.Login
+	if actor == "" && pusher.Email != "" {
+		actor = "<" + pusher.Email + ">"
+	}
 	if actor == "" {
-		actor = pusher.String()
+		actor = "unidentified-pusher"
 	}
 	if _, err := f.Audit.Append(ctx, audit.Event{Actor: actor, Kind: kind, Repo: f.Repo, SHA: sha, PlanID: planID, Payload: payload}); err != nil {
 		return fmt.Errorf("write the audit log: %w (the gate refuses to act without it)", err)
