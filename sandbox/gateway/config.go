@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -110,6 +111,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	c.Prices = relativeTo(path, c.Prices)
 	return c, nil
 }
 
@@ -267,4 +269,60 @@ func (c *Config) capLimits() (orgs, repos map[string]int64) {
 		repos[k] = budget.USDToNano(v)
 	}
 	return orgs, repos
+}
+
+// ConfigStore reads only the store DSN of a gateway.yaml, for the admin
+// commands (keys, budget) that run without the provider keys.
+func ConfigStore(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("gateway config: %w", err)
+	}
+	var c struct {
+		Store string `yaml:"store"`
+	}
+	if err := yaml.Unmarshal(data, &c); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return c.Store, nil
+}
+
+// LoadPrices returns the config's price table (the built-in one when the
+// config names none).
+func (c *Config) LoadPrices() (*PriceTable, error) {
+	if c.Prices == "" {
+		return BuiltinPrices(), nil
+	}
+	data, err := os.ReadFile(c.Prices)
+	if err != nil {
+		return nil, fmt.Errorf("gateway prices: %w", err)
+	}
+	t, err := ParsePrices(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.Prices, err)
+	}
+	return t, nil
+}
+
+// ConfigPrices loads the price table a gateway.yaml names (the built-in one
+// when it names none), without needing the provider keys.
+func ConfigPrices(path string) (*PriceTable, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("gateway config: %w", err)
+	}
+	var c Config
+	if err := yaml.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.Prices = relativeTo(path, c.Prices)
+	return c.LoadPrices()
+}
+
+// relativeTo resolves a file named in a config relative to the config.
+func relativeTo(config, file string) string {
+	if file == "" || filepath.IsAbs(file) {
+		return file
+	}
+	return filepath.Join(filepath.Dir(config), file)
 }
