@@ -72,6 +72,7 @@ type Delivery struct {
 // (riversqlite) or PostgreSQL (riverpgxv5), sharing the store's connections.
 type Queue struct {
 	st     *store.Store
+	insert func(ctx context.Context, args river.JobArgs) error
 	record func(ctx context.Context, d *Delivery, enqueue bool) (bool, error)
 	start  func(ctx context.Context) error
 	stop   func(ctx context.Context) error
@@ -132,6 +133,10 @@ func NewQueue(st *store.Store, cfg *river.Config) (*Queue, error) {
 			return nil, fmt.Errorf("webhook: create the job queue client: %w", err)
 		}
 		q.start, q.stop = c.Start, c.Stop
+		q.insert = func(ctx context.Context, args river.JobArgs) error {
+			_, err := c.Insert(ctx, args, jobOpts)
+			return err
+		}
 		ins := st.Rebind(insertDelivery)
 		q.record = func(ctx context.Context, d *Delivery, enqueue bool) (bool, error) {
 			tx, err := st.Pool().Begin(ctx)
@@ -159,6 +164,10 @@ func NewQueue(st *store.Store, cfg *river.Config) (*Queue, error) {
 			return nil, fmt.Errorf("webhook: create the job queue client: %w", err)
 		}
 		q.start, q.stop = c.Start, c.Stop
+		q.insert = func(ctx context.Context, args river.JobArgs) error {
+			_, err := c.Insert(ctx, args, jobOpts)
+			return err
+		}
 		b := &batcher{db: st.DB(), client: c, reqs: make(chan *recordReq)}
 		go b.loop()
 		q.record = b.record
@@ -174,6 +183,14 @@ func (q *Queue) Record(ctx context.Context, d *Delivery, enqueue bool) (duplicat
 		return false, fmt.Errorf("webhook: record delivery %s: %w", d.ID, err)
 	}
 	return dup, nil
+}
+
+// Insert enqueues a job that does not come from a delivery (reconciler).
+func (q *Queue) Insert(ctx context.Context, args river.JobArgs) (bool, error) {
+	if err := q.insert(ctx, args); err != nil {
+		return false, fmt.Errorf("webhook: enqueue %s: %w", args.Kind(), err)
+	}
+	return true, nil
 }
 
 // Start starts River's workers and maintenance (only with workers configured).

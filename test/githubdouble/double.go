@@ -165,6 +165,7 @@ type Double struct {
 	installations map[int64][]string
 	handlers      map[string]Handler
 	tokenTTL      time.Duration
+	repoDirs      map[string]string
 }
 
 // Handler overrides the double's answer for one operation. It gets the
@@ -202,6 +203,7 @@ func New(t testing.TB) *Double {
 		installations: map[int64][]string{},
 		handlers:      map[string]Handler{},
 		tokenTTL:      time.Hour,
+		repoDirs:      map[string]string{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(APIPrefix+"/", d.serveAPI)
@@ -263,7 +265,9 @@ func (d *Double) AddRepo(fullName string) string {
 	if err != nil {
 		d.t.Fatalf("githubdouble: git init --bare: %v: %s", err, out)
 	}
-	// Let http-backend serve it without a daemon-export-ok file.
+	d.mu.Lock()
+	d.repoDirs[fullName] = dir
+	d.mu.Unlock()
 	return dir
 }
 
@@ -657,6 +661,8 @@ func (d *Double) builtin(op string) Handler {
 		return d.mergePull
 	case "actions/create-workflow-dispatch":
 		return d.dispatch
+	case "repos/get-branch":
+		return d.getBranch
 	}
 	return nil
 }
@@ -1089,4 +1095,25 @@ func (d *Double) dispatch(w http.ResponseWriter, _ *http.Request, p map[string]s
 	d.dispatches = append(d.dispatches, Dispatch{Repo: repoOf(p), Workflow: p["workflow_id"], Ref: in.Ref, Inputs: in.Inputs})
 	d.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// getBranch answers from the served repository when there is one, so the
+// branch tip is the commit a test pushed.
+func (d *Double) getBranch(w http.ResponseWriter, _ *http.Request, p map[string]string, _ []byte) {
+	d.mu.Lock()
+	dir, ok := d.repoDirs[repoOf(p)]
+	d.mu.Unlock()
+	ex := d.exampleFor("repos/get-branch")
+	if ok {
+		out, err := exec.Command(d.gitBin, "--git-dir", dir, "rev-parse", "-q", "--verify", "refs/heads/"+p["branch"]+"^{commit}").Output()
+		if err != nil {
+			writeJSON(w, http.StatusNotFound, map[string]any{"message": "Branch not found"})
+			return
+		}
+		if c, ok := ex["commit"].(map[string]any); ok {
+			c["sha"] = strings.TrimSpace(string(out))
+		}
+	}
+	ex["name"] = p["branch"]
+	writeJSON(w, http.StatusOK, ex)
 }
