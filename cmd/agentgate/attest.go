@@ -1,19 +1,89 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"strings"
 
-	"github.com/agentgate/agentgate/gate/attest"
-	"github.com/agentgate/agentgate/gate/sign"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/agentgate/agentgate/checks/report"
+	"github.com/agentgate/agentgate/gate/attest"
+	"github.com/agentgate/agentgate/gate/audit"
+	"github.com/agentgate/agentgate/gate/evidence"
+	"github.com/agentgate/agentgate/gate/manifest"
+	"github.com/agentgate/agentgate/gate/sign"
+	"github.com/agentgate/agentgate/internal/store"
 )
 
 func init() {
 	registerSchema("attestation", attest.Schema)
+	registerSchema("manifest", manifest.Schema)
 	register(newAttestCmd)
+	registerCheckExtension(checkExtension{Flags: evidenceFlags, After: recordEvidence})
+}
+
+// evidenceOpts are the `agentgate check` flags this file adds.
+var evidenceOpts struct {
+	signKey, db, target, repoID, runID string
+}
+
+func evidenceFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&evidenceOpts.signKey, "sign-key", "", "sign the decision: write OUT/attestation.sigstore.json and checkpoint the audit log with this key (PEM file or KMS reference; needs --out)")
+	fs.StringVar(&evidenceOpts.db, "db", "", "record the decision in the audit log of this database (file path, sqlite://PATH or postgres://...; with --sign-key the default is $XDG_STATE_HOME/agentgate/agentgate.db)")
+	fs.StringVar(&evidenceOpts.target, "target", "", "branch this promotion targets, attested as the rung's target (default: the --base branch name)")
+	fs.StringVar(&evidenceOpts.repoID, "repo-id", "", "repository identity for the attestation, e.g. github.com/acme/payments (default: the --repo path)")
+	fs.StringVar(&evidenceOpts.runID, "run-id", "", "agent run id, recorded in the audit log and the manifest")
+}
+
+// recordEvidence runs after the evaluation and before the report is
+// printed: the decision is in the audit log (with --db or --sign-key) and
+// the manifest, stop evidence and attestation are on disk (with --out)
+// before anyone acts on the result. Any failure fails the check.
+func recordEvidence(ctx context.Context, rep *report.Report, outDir string) error {
+	o := evidenceOpts
+	if o.signKey == "" && o.db == "" && outDir == "" {
+		return nil
+	}
+	opts := evidence.Options{Report: rep, OutDir: outDir, RepoID: o.repoID, RunID: o.runID,
+		Rung: attest.Rung{Target: o.target}, Tools: map[string]string{"git": gitVersion(ctx)}}
+	if o.signKey != "" {
+		if outDir == "" {
+			return fmt.Errorf("--sign-key needs --out DIR for attestation.sigstore.json")
+		}
+		s, err := sign.Load(ctx, o.signKey, nil)
+		if err != nil {
+			return err
+		}
+		opts.Signer = s
+	}
+	if o.db != "" || o.signKey != "" {
+		st, err := store.Open(ctx, o.db)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		l, err := audit.Open(ctx, st, audit.Options{Signer: opts.Signer})
+		if err != nil {
+			return err
+		}
+		opts.Log = l
+	}
+	_, err := evidence.Record(ctx, opts)
+	return err
+}
+
+func gitVersion(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "git", "version").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimPrefix(strings.TrimSpace(string(out)), "git version ")
 }
 
 func newAttestCmd() *cobra.Command {
