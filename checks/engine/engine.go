@@ -27,7 +27,7 @@ const DefaultTimeout = 10 * time.Minute
 
 // grace is how long the engine waits for a check to return after its
 // context ended before it gives up on it.
-const grace = 3 * time.Second
+var grace = 3 * time.Second
 
 // Options configures Evaluate.
 type Options struct {

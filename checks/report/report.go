@@ -100,11 +100,17 @@ func (r *Report) Decide() {
 	seen := map[policies.StopReason]bool{}
 	approvableOnly := true
 	failing := 0
+	var stops []string
 	for _, c := range r.Checks {
 		for _, f := range c.Findings {
 			if f.Stop != "" && !seen[f.Stop] {
 				seen[f.Stop] = true
 				r.StopReasons = append(r.StopReasons, f.Stop)
+				where := f.Message
+				if f.Path != "" {
+					where = f.Path + ": " + where
+				}
+				stops = append(stops, fmt.Sprintf("%s raised by %s: %s", f.Stop, c.Name, where))
 			}
 		}
 		switch c.Status {
@@ -135,6 +141,7 @@ func (r *Report) Decide() {
 	case len(r.StopReasons) > 0:
 		r.Decision = Stop
 		r.StopReason = r.StopReasons[0]
+		r.Reasons = append(stops, r.Reasons...)
 	case len(r.Checks) == 0:
 		r.Decision = Fail
 		r.Reasons = append(r.Reasons, "no check ran (fails closed)")

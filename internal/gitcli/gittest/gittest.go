@@ -134,3 +134,75 @@ func (r *Repo) Checkout(rev string) {
 	r.T.Helper()
 	r.Git("checkout", "-q", rev)
 }
+
+// CopyDir copies the regular files under src (a directory of this
+// module, e.g. examples/payments-repo) into the work tree, keeping
+// permissions.
+func (r *Repo) CopyDir(src string) {
+	r.T.Helper()
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == ".git" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		r.WriteBytes(filepath.ToSlash(rel), data, info.Mode().Perm())
+		return nil
+	})
+	if err != nil {
+		r.T.Fatalf("copy %s: %v", src, err)
+	}
+}
+
+// Append adds text to the end of a work-tree file.
+func (r *Repo) Append(path, text string) {
+	r.T.Helper()
+	p := filepath.Join(r.Dir, filepath.FromSlash(path))
+	data, err := os.ReadFile(p)
+	if err != nil {
+		r.T.Fatal(err)
+	}
+	info, err := os.Stat(p)
+	if err != nil {
+		r.T.Fatal(err)
+	}
+	r.WriteBytes(path, append(data, text...), info.Mode().Perm())
+}
+
+// Read returns a work-tree file's content.
+func (r *Repo) Read(path string) string {
+	r.T.Helper()
+	data, err := os.ReadFile(filepath.Join(r.Dir, filepath.FromSlash(path)))
+	if err != nil {
+		r.T.Fatal(err)
+	}
+	return string(data)
+}
+
+// FromDir creates a repository whose first commit on main holds a copy of
+// src, and returns it with that commit's SHA.
+func FromDir(t testing.TB, src string) (*Repo, string) {
+	t.Helper()
+	r := New(t)
+	r.CopyDir(src)
+	return r, r.Commit("base: " + filepath.Base(src))
+}
