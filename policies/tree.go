@@ -1,5 +1,7 @@
 package policies
 
+import "go.yaml.in/yaml/v3"
+
 // Tree is every contract file of one repository snapshot (a work tree, or a
 // commit read through an fs.FS), loaded and cross-validated.
 type Tree struct {
@@ -24,4 +26,7 @@ type ThreadDir struct {
 
 	// tree is the Tree this thread was loaded into (for ownership).
 	tree *Tree
+	// reqPath and reqRoot locate requirements.yaml problems found later.
+	reqPath string
+	reqRoot *yaml.Node
 }

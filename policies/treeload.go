@@ -151,9 +151,10 @@ func LoadTree(fsys fs.FS) (*Tree, Problems) {
 			}
 			continue
 		}
-		r, _, pp := decodeRequirements(rp, data)
+		r, root, pp := decodeRequirements(rp, data)
 		probs = append(probs, pp...)
 		l.td.Requirements, l.reqPath = r, rp
+		l.td.reqPath, l.td.reqRoot = rp, root
 	}
 	for _, pl := range plans {
 		l := byDir[path.Dir(pl)]

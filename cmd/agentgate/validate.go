@@ -18,6 +18,7 @@ func init() {
 
 func newValidateCmd() *cobra.Command {
 	var output string
+	var checkTests bool
 	cmd := &cobra.Command{
 		Use:   "validate [DIR|FILE]",
 		Short: "Validate the contract files of a repository (policy, threads, requirements, work plans)",
@@ -41,6 +42,10 @@ Every problem is reported at once, one per line:
 
   FILE:LINE:COL: FIELD: MESSAGE
 
+With --check-tests, every acceptance test named in a requirements.yaml must also exist
+as a function in a _test.go file of its package (source is read, nothing is run). This
+is off by default because acceptance tests may be written during the agent's run.
+
 Given a single FILE instead of a directory, only that file is checked (by its name:
 WORK_PLAN.json, config.yaml, requirements.yaml or policy.yaml), without the
 cross-file rules.
@@ -51,6 +56,9 @@ Exit codes: 0 all files are valid, 2 a problem was found (or DIR cannot be read)
 
   # the bundled example; machine-readable output
   agentgate validate examples/payments-repo --output json
+
+  # also require every acceptance test to exist
+  agentgate validate --check-tests
 
   # one file
   agentgate validate services/payments/WORK_PLAN.json`,
@@ -63,7 +71,7 @@ Exit codes: 0 all files are valid, 2 a problem was found (or DIR cannot be read)
 			if len(args) == 1 {
 				target = args[0]
 			}
-			res, err := validateTarget(target)
+			res, err := validateTarget(target, checkTests)
 			if err != nil {
 				return withCode(exitInvalid, err)
 			}
@@ -83,6 +91,7 @@ Exit codes: 0 all files are valid, 2 a problem was found (or DIR cannot be read)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().BoolVar(&checkTests, "check-tests", false, "also require every acceptance test named in requirements.yaml to exist in its package's _test.go files")
 	return cmd
 }
 
@@ -105,7 +114,7 @@ type validateThread struct {
 	PlanID       string `json:"plan_id,omitempty"`
 }
 
-func validateTarget(target string) (*validateResult, error) {
+func validateTarget(target string, checkTests bool) (*validateResult, error) {
 	fi, err := os.Stat(target)
 	if err != nil {
 		return nil, fmt.Errorf("validate: %w (give a repository directory or a contract file)", err)
@@ -123,8 +132,12 @@ func validateTarget(target string) (*validateResult, error) {
 		res.Valid = len(res.Problems) == 0
 		return res, nil
 	}
-	tree, probs := policies.LoadTree(policies.DirFS(target))
+	fsys := policies.DirFS(target)
+	tree, probs := policies.LoadTree(fsys)
 	res.Problems = append(res.Problems, probs...)
+	if checkTests {
+		res.Problems = append(res.Problems, policies.CheckAcceptanceTests(fsys, tree)...)
+	}
 	res.PolicyFound = tree.PolicyFound
 	if tree.PolicyFound {
 		res.Files++

@@ -47,6 +47,9 @@ func TestValidateExampleExitsZero(t *testing.T) {
 	if code := run([]string{"validate", exampleRepo}); code != exitOK {
 		t.Fatalf("run(validate example) = %d, want 0", code)
 	}
+	if code := run([]string{"validate", "--check-tests", exampleRepo}); code != exitOK {
+		t.Fatalf("run(validate --check-tests example) = %d, want 0", code)
+	}
 	out, code := execValidate(t, "validate", exampleRepo)
 	if code != exitOK || !strings.Contains(out, "ok: 9 contract files valid") || !strings.Contains(out, "3 threads") {
 		t.Fatalf("code %d, output:\n%s", code, out)
@@ -108,6 +111,22 @@ func TestValidateBrokenCopyExitsTwoNamingFileLineAndField(t *testing.T) {
 	}
 	if res.Valid || len(res.Problems) != 3 || res.Problems[0].File != "services/ledger/config.yaml" || res.Problems[0].Line != 16 || res.Problems[0].Field != "colour" {
 		t.Errorf("json result = %+v", res)
+	}
+}
+
+func TestValidateCheckTestsReportsMissingAcceptanceTest(t *testing.T) {
+	repo := copyExampleRepo(t)
+	reqs := filepath.Join(repo, "services/ledger/requirements.yaml")
+	b, _ := os.ReadFile(reqs)
+	if err := os.WriteFile(reqs, []byte(strings.Replace(string(b), "TestBalanceSumsAcceptedPostings", "TestBalanceIsNeverNegative", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"validate", repo}); code != exitOK {
+		t.Fatalf("without --check-tests: code %d, want 0", code)
+	}
+	out, code := execValidate(t, "validate", "--check-tests", repo)
+	if code != exitInvalid || !strings.Contains(out, "services/ledger/requirements.yaml:") || !strings.Contains(out, "no func TestBalanceIsNeverNegative") {
+		t.Fatalf("code %d output:\n%s", code, out)
 	}
 }
 
