@@ -1007,3 +1007,39 @@ func (d *Linux) Rollback(ctx context.Context, id SnapshotID) error {
 }
 
 var _ Driver = (*Linux)(nil)
+
+// Inventory implements Inventorier: every non-directory path in the volume
+// with a signature that changes on any write (ctime cannot be forged by
+// the agent), read through the harvest view without following links.
+func (d *Linux) Inventory(ctx context.Context) (map[string]string, error) {
+	root := d.harvestDir()
+	if !isMountPoint(root) {
+		return nil, fmt.Errorf("inventory: the volume is not attached")
+	}
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if de.IsDir() {
+			if rel == "lost+found" || rel == ".tmp" || rel == ".cache" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		out[rel] = fmt.Sprintf("%o:%d:%d.%09d:%d", st.Mode, st.Size, st.Ctim.Sec, st.Ctim.Nsec, st.Ino)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	return out, nil
+}
