@@ -65,7 +65,7 @@ func NewDependencies(kind string, oldData, newData []byte) ([]string, error) {
 }
 
 func goModDeps(data []byte) (map[string]bool, error) {
-	f, err := modfile.ParseLax("go.mod", data, nil)
+	f, err := modfile.Parse("go.mod", data, nil)
 	if err != nil {
 		return nil, err
 	}
