@@ -147,7 +147,9 @@ func TestScope(t *testing.T) {
 				}
 			}
 			for _, w := range tt.want {
-				if !slices.ContainsFunc(got, func(g want) bool { return g.rule == w.rule && (w.path == "" || g.path == w.path) && g.stop == w.stop && g.approval == w.approval }) {
+				if !slices.ContainsFunc(got, func(g want) bool {
+					return g.rule == w.rule && (w.path == "" || g.path == w.path) && g.stop == w.stop && g.approval == w.approval
+				}) {
 					t.Errorf("missing finding %+v; got %+v", w, got)
 				}
 			}
