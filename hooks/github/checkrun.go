@@ -13,12 +13,12 @@ const AnnotationsPerCall = 50
 
 // Annotation is one line-level finding on a check run.
 type Annotation struct {
-	Path      string
-	StartLine int
-	EndLine   int
-	Level     string // notice, warning, failure
-	Title     string
-	Message   string
+	Path      string `json:"path"`
+	StartLine int    `json:"start_line,omitempty"`
+	EndLine   int    `json:"end_line,omitempty"`
+	Level     string `json:"level,omitempty"` // notice, warning, failure (default)
+	Title     string `json:"title,omitempty"`
+	Message   string `json:"message"`
 }
 
 // CheckRun is a completed check run to publish.
