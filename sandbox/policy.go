@@ -149,7 +149,9 @@ var (
 	identRE     = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,30}$`)
 	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	hexSHA256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	memRE       = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*(Ki|Mi|Gi|Ti|K|M|G|T|k)?B?$`)
+	// wrapperNameRE: tool names as config.yaml lists them ("go", "run_tests.sh").
+	wrapperNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._+-]{0,62}$`)
+	memRE         = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*(Ki|Mi|Gi|Ti|K|M|G|T|k)?B?$`)
 )
 
 // forbiddenEnv are environment names (or prefixes ending in '_' or '*')
@@ -333,8 +335,8 @@ func (p Policy) Validate() error {
 		bad("no wrappers: a sandbox with no allowlisted command can run nothing; list tools in config.yaml")
 	}
 	for name, w := range p.Wrappers {
-		if !identRE.MatchString(name) {
-			bad("wrapper name %q: use [a-z_][a-z0-9_-]*", name)
+		if !wrapperNameRE.MatchString(name) {
+			bad("wrapper name %q: use letters, digits, '.', '_', '+' and '-'", name)
 		}
 		if err := cleanAbs(w.Path); err != nil {
 			bad("wrapper %s: %v", name, err)

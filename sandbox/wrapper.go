@@ -142,8 +142,8 @@ func ParsePins(data, dir string) (map[string]Wrapper, error) {
 			p = filepath.Join(dir, p)
 		}
 		name := filepath.Base(p)
-		if !identRE.MatchString(name) {
-			return nil, fmt.Errorf("wrapper pins line %d: wrapper name %q: use [a-z_][a-z0-9_-]*", i+1, name)
+		if !wrapperNameRE.MatchString(name) {
+			return nil, fmt.Errorf("wrapper pins line %d: wrapper name %q: use letters, digits, '.', '_', '+' and '-'", i+1, name)
 		}
 		if _, dup := out[name]; dup {
 			return nil, fmt.Errorf("wrapper pins line %d: %s pinned twice", i+1, name)
