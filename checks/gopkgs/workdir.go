@@ -1,60 +1,60 @@
-package tests
+package gopkgs
 
 import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 
 	"github.com/agentgate/agentgate/checks/basecache"
 	"github.com/agentgate/agentgate/internal/gitcli"
 )
 
-// workTree is an exported commit and a scratch directory beside it.
-type workTree struct {
-	dir     string // the exported tree
-	scratch string // for the coverage profile; never inside the tree
+// MaxExportFile bounds a single file written by an export.
+const MaxExportFile = 64 << 20
+
+// WorkTree is an exported commit and a scratch directory beside it.
+type WorkTree struct {
+	Dir     string // the exported tree
+	Scratch string // for outputs such as coverage profiles; never inside the tree
 	release func()
 }
 
-// export writes commit sha of repo into a work directory. It prefers a
+// Release gives the work tree back (its lock, or its temp dir).
+func (w *WorkTree) Release() { w.release() }
+
+// Export writes commit sha of repo into a work directory under root. It prefers a
 // stable directory per repository and role (head/base), because Go's
 // build cache keys compiled packages by directory: the same path across
 // evaluations keeps compilation cached. A busy stable directory (another
 // evaluation of the same repository) falls back to a fresh temp dir.
-func (c *Check) export(ctx context.Context, root, repo, role, sha string) (*workTree, error) {
+func Export(ctx context.Context, root, repo, role, sha string) (*WorkTree, error) {
 	abs, err := filepath.Abs(repo)
 	if err != nil {
 		return nil, err
 	}
-	base := filepath.Join(root, "tests-work", basecache.Key(abs)[:16], role)
+	base := filepath.Join(root, "work", basecache.Key(abs)[:16], role)
 	w, err := lockedWorkTree(base)
 	if err != nil {
-		tmp, terr := os.MkdirTemp("", "agentgate-tests-")
+		tmp, terr := os.MkdirTemp("", "agentgate-work-")
 		if terr != nil {
 			return nil, fmt.Errorf("make work dir: %w", terr)
 		}
-		w = &workTree{dir: filepath.Join(tmp, "tree"), scratch: filepath.Join(tmp, "scratch"), release: func() { os.RemoveAll(tmp) }}
+		w = &WorkTree{Dir: filepath.Join(tmp, "tree"), Scratch: filepath.Join(tmp, "scratch"), release: func() { os.RemoveAll(tmp) }}
 	}
-	for _, d := range []string{w.dir, w.scratch} {
+	for _, d := range []string{w.Dir, w.Scratch} {
 		if err := os.RemoveAll(d); err != nil {
 			w.release()
 			return nil, fmt.Errorf("clean work dir: %w", err)
 		}
 	}
-	if err := os.MkdirAll(w.scratch, 0o755); err != nil {
+	if err := os.MkdirAll(w.Scratch, 0o755); err != nil {
 		w.release()
 		return nil, fmt.Errorf("make work dir: %w", err)
 	}
-	if err := gitcli.Export(ctx, repo, sha, w.dir, maxExportFile); err != nil {
+	if err := gitcli.Export(ctx, repo, sha, w.Dir, MaxExportFile); err != nil {
 		w.release()
 		return nil, fmt.Errorf("export %s %s: %w", role, sha, err)
 	}
 	return w, nil
-}
-
-func execOutput(name string, args ...string) (string, error) {
-	out, err := exec.Command(name, args...).Output()
-	return string(out), err
 }

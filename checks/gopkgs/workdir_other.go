@@ -1,9 +1,9 @@
 //go:build !unix
 
-package tests
+package gopkgs
 
 import "errors"
 
-func lockedWorkTree(base string) (*workTree, error) {
+func lockedWorkTree(base string) (*WorkTree, error) {
 	return nil, errors.New("stable work dirs need flock")
 }

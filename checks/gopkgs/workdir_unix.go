@@ -1,6 +1,6 @@
 //go:build unix
 
-package tests
+package gopkgs
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 
 // lockedWorkTree takes an exclusive, non-blocking lock on base.lock and
 // returns the work tree under base; released by w.release.
-func lockedWorkTree(base string) (*workTree, error) {
+func lockedWorkTree(base string) (*WorkTree, error) {
 	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
 		return nil, err
 	}
@@ -23,9 +23,9 @@ func lockedWorkTree(base string) (*workTree, error) {
 		f.Close()
 		return nil, errors.New("work dir busy")
 	}
-	return &workTree{
-		dir:     filepath.Join(base, "tree"),
-		scratch: filepath.Join(base, "scratch"),
+	return &WorkTree{
+		Dir:     filepath.Join(base, "tree"),
+		Scratch: filepath.Join(base, "scratch"),
 		release: func() {
 			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 			f.Close()

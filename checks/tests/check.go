@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -27,7 +28,6 @@ const Name = "tests"
 const (
 	DefaultTimeout   = 10 * time.Minute
 	DefaultMaxOutput = 256 << 20
-	maxExportFile    = 64 << 20
 	maxProfileBytes  = 512 << 20
 )
 
@@ -40,7 +40,7 @@ type Config struct {
 	Runner isolate.Runner
 	// CacheDir is the root cache directory (basecache.DefaultRoot() when
 	// empty): base results in CacheDir/tests-base, work trees in
-	// CacheDir/tests-work.
+	// CacheDir/work.
 	CacheDir string
 	// Timeout bounds one test command (DefaultTimeout when 0); the
 	// thread's runtime.max_runtime lowers it.
@@ -174,13 +174,13 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 	}
 
 	root := c.cacheRoot()
-	head, err := c.export(ctx, root, s.Repo, "head", s.Head)
+	head, err := gopkgs.Export(ctx, root, s.Repo, "tests-head", s.Head)
 	if err != nil {
 		return errorf("%v", err)
 	}
-	defer head.release()
+	defer head.Release()
 
-	mods, err := gopkgs.Modules(head.dir)
+	mods, err := gopkgs.Modules(head.Dir)
 	if err != nil {
 		return errorf("%v", err)
 	}
@@ -198,7 +198,7 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 	// The package graph on head: for selection, ownership of changed files
 	// and mapping coverage profile entries to repository paths.
 	var graph *gopkgs.Graph
-	modAbs := filepath.Join(head.dir, filepath.FromSlash(mod))
+	modAbs := filepath.Join(head.Dir, filepath.FromSlash(mod))
 	if hasMod {
 		pkgs, lres, err := gopkgs.List(ctx, c.cfg.Runner, modAbs)
 		res.Details["isolation"] = lres.Isolation
@@ -220,7 +220,7 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 	selection := "command"
 	var headPkgs []string
 	if !p.custom && graph != nil {
-		changedPkgs, all := changedPackages(graph, changes, head.dir, mod)
+		changedPkgs, all := changedPackages(graph, changes, head.Dir, mod)
 		if all {
 			selection = "all"
 			headPkgs = graph.All()
@@ -231,7 +231,7 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 				set[ip] = true
 			}
 			for _, a := range accept {
-				if pk := resolvePackage(graph, a.Test.Package, head.dir); pk != nil {
+				if pk := resolvePackage(graph, a.Test.Package, head.Dir); pk != nil {
 					set[pk.ImportPath] = true
 				}
 			}
@@ -277,7 +277,7 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 				argv = DefaultCommand
 			}
 		}
-		runDir := head.dir
+		runDir := head.Dir
 		if !p.custom {
 			runDir = modAbs
 		}
@@ -289,7 +289,7 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 	}
 
 	ev := evaluate(evalInput{
-		plan: p, head: headRec.record, base: base, graph: graph, headDir: head.dir, mod: mod,
+		plan: p, head: headRec.record, base: base, graph: graph, headDir: head.Dir, mod: mod,
 		selection: selection, tested: headPkgs, changes: changes, accept: accept,
 	})
 	res.Findings = append(res.Findings, ev.findings...)
@@ -324,14 +324,14 @@ func (c *Check) runBase(ctx context.Context, root, repo, sha, mod string, p plan
 	if sha == "" {
 		return record{Error: "no base commit"}
 	}
-	w, err := c.export(ctx, root, repo, "base", sha)
+	w, err := gopkgs.Export(ctx, root, repo, "tests-base", sha)
 	if err != nil {
 		return record{Error: err.Error()}
 	}
-	defer w.release()
-	runDir := w.dir
+	defer w.Release()
+	runDir := w.Dir
 	if !p.custom {
-		runDir = filepath.Join(w.dir, filepath.FromSlash(mod))
+		runDir = filepath.Join(w.Dir, filepath.FromSlash(mod))
 		if _, err := os.Stat(filepath.Join(runDir, "go.mod")); err != nil {
 			return record{Missing: true}
 		}
@@ -350,15 +350,15 @@ type ranRecord struct {
 
 // runTests runs argv in dir (inside the exported tree w) and parses the
 // results and the coverage profile.
-func (c *Check) runTests(ctx context.Context, w *workTree, dir string, argv []string, timeout time.Duration) (ranRecord, error) {
-	prog, err := resolveProgram(argv[0], w.dir)
+func (c *Check) runTests(ctx context.Context, w *gopkgs.WorkTree, dir string, argv []string, timeout time.Duration) (ranRecord, error) {
+	prog, err := resolveProgram(argv[0], w.Dir)
 	if err != nil {
 		return ranRecord{}, err
 	}
-	profile := filepath.Join(w.scratch, "cover.out")
+	profile := filepath.Join(w.Scratch, "cover.out")
 	_ = os.Remove(profile)
 	if strings.ContainsAny(profile, " \t\n") {
-		return ranRecord{}, fmt.Errorf("work directory %q contains whitespace; configure a cache dir without spaces", w.scratch)
+		return ranRecord{}, fmt.Errorf("work directory %q contains whitespace; configure a cache dir without spaces", w.Scratch)
 	}
 	maxOut := c.cfg.MaxOutput
 	if maxOut <= 0 {
@@ -491,6 +491,11 @@ func resolvePackage(g *gopkgs.Graph, spec, headDir string) *gopkgs.Package {
 		}
 	}
 	return found
+}
+
+func execOutput(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).Output()
+	return string(out), err
 }
 
 var goVersionCache string
