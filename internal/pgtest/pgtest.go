@@ -120,7 +120,12 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "agentgate-pgtest-")
+	parent := ""
+	if os.Geteuid() == 0 {
+		// The postgres user must reach the directory; $TMPDIR may be private.
+		parent = "/tmp"
+	}
+	dir, err := os.MkdirTemp(parent, "agentgate-pgtest-")
 	if err != nil {
 		return nil, err
 	}
