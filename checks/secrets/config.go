@@ -14,6 +14,8 @@ import (
 	"github.com/zricethezav/gitleaks/v8/logging"
 )
 
+const maxCachedConfigs = 64
+
 var (
 	configMu    sync.Mutex
 	configCache = map[[32]byte]*config.Config{}
@@ -93,6 +95,9 @@ func Config(repoTOML []byte) (*config.Config, error) {
 		return nil, fmt.Errorf(".gitleaks.toml: [extend] path/url is not supported by agentgate (it would read files outside the commit); inline the rules in the base's .gitleaks.toml")
 	}
 	merged := merge(repo, *def, ext.DisabledRules)
+	if len(configCache) >= maxCachedConfigs {
+		clear(configCache) // a long-lived server sees few distinct configs
+	}
 	configCache[key] = &merged
 	return &merged, nil
 }
