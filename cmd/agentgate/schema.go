@@ -30,7 +30,7 @@ func schemaNames() []string {
 
 func init() {
 	register(func() *cobra.Command {
-		return &cobra.Command{
+		cmd := &cobra.Command{
 			Use:   "schema NAME",
 			Short: "Print the JSON Schema (draft 2020-12) of a file agentgate reads or writes",
 			Long: `Print the JSON Schema (draft 2020-12) of a file agentgate reads or writes, for
@@ -57,5 +57,7 @@ Run "agentgate schema --list" to see the names.`,
 				return err
 			},
 		}
+		cmd.Flags().Bool("list", false, "list the schema names and exit")
+		return cmd
 	})
 }
