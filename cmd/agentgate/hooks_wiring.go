@@ -33,7 +33,7 @@ func init() {
 // checks engine for the forge.
 type engineChecker struct{}
 
-func (engineChecker) Check(ctx context.Context, repo, base, head string) (*forge.CheckOutcome, error) {
+func (engineChecker) Check(ctx context.Context, repo, base, head, planPath string) (*forge.CheckOutcome, error) {
 	o := &checkOptions{repo: repo, base: base, head: head, timeout: engine.DefaultTimeout}
 	var list []checks.Check
 	for _, n := range checkNames {
@@ -43,7 +43,7 @@ func (engineChecker) Check(ctx context.Context, repo, base, head string) (*forge
 		}
 		list = append(list, c)
 	}
-	subject, meta, err := engine.Prepare(ctx, engine.Input{Repo: repo, Base: base, Head: head})
+	subject, meta, err := engine.Prepare(ctx, engine.Input{Repo: repo, Base: base, Head: head, PlanPath: planPath})
 	if err != nil {
 		return nil, err
 	}

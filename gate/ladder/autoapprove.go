@@ -57,7 +57,7 @@ func AutoApprove(p policies.AutoApprove, in AutoApprovalInput) (Outcome, bool) {
 		why = append(why, fmt.Sprintf("%d critical or high findings", in.CriticalOrHigh))
 	}
 	if !in.TestsPassed {
-		why = append(why, "the full test run did not pass")
+		why = append(why, "no passing full test run")
 	}
 	if in.PolicyArtifacts {
 		why = append(why, "a policy artifact changed")

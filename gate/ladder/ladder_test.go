@@ -236,7 +236,7 @@ func TestAutoApprove(t *testing.T) {
 		{"medium risk", on, func(i AutoApprovalInput) AutoApprovalInput { i.PlanRisk = policies.RiskMedium; return i }, false, "above low"},
 		{"medium allowed by policy", policies.AutoApprove{Enabled: true, MaxRisk: policies.RiskMedium}, func(i AutoApprovalInput) AutoApprovalInput { i.PlanRisk = policies.RiskMedium; return i }, true, ""},
 		{"high finding", on, func(i AutoApprovalInput) AutoApprovalInput { i.CriticalOrHigh = 1; return i }, false, "1 critical or high"},
-		{"tests failed", on, func(i AutoApprovalInput) AutoApprovalInput { i.TestsPassed = false; return i }, false, "test run did not pass"},
+		{"tests failed", on, func(i AutoApprovalInput) AutoApprovalInput { i.TestsPassed = false; return i }, false, "no passing full test run"},
 		{"checks not run", on, func(i AutoApprovalInput) AutoApprovalInput { i.ChecksEvaluated = false; return i }, false, "not evaluated"},
 		{"policy artifact", on, func(i AutoApprovalInput) AutoApprovalInput { i.PolicyArtifacts = true; return i }, false, "policy artifact"},
 		{"unknown risk", on, func(i AutoApprovalInput) AutoApprovalInput { i.PlanRisk = "tiny"; return i }, false, "not a risk level"},

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	"github.com/agentgate/agentgate/gate/attest"
 	"github.com/agentgate/agentgate/gate/sign"
@@ -30,6 +31,7 @@ func (a *FileAttester) Attest(ctx context.Context, in Attestation) (string, erro
 		Rung:     attest.Rung{Source: in.Source, Target: in.Target},
 		Decision: "pass",
 	}
+	d.PlanID = strings.Join(in.PlanIDs, ",")
 	for _, o := range in.Decision.Outcomes {
 		d.Reasons = append(d.Reasons, fmt.Sprintf("%s: %s", o.Requirement, o.Detail))
 	}

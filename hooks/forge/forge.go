@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -49,7 +50,9 @@ const (
 // path that sees every object of the push). An error wrapping an input
 // problem (an invalid plan) is reported by PlanError.
 type Checker interface {
-	Check(ctx context.Context, repo, base, head string) (*CheckOutcome, error)
+	// planPath is the plan to evaluate against ("" to let the engine
+	// discover it from the change).
+	Check(ctx context.Context, repo, base, head, planPath string) (*CheckOutcome, error)
 	// PlanError reports whether err means the plan or policy input is
 	// invalid (rather than the gate failing to run).
 	PlanError(err error) bool
@@ -66,6 +69,7 @@ type Attestation struct {
 	Report    *CheckOutcome       // the check report, for agent pushes
 	Approvals []approval.Approval // counted approvals, for main
 	Commits   []string            // commits covered (base..head)
+	PlanIDs   []string            // plans of the promoted commits (Plan-Id: trailers)
 }
 
 // Attester signs and verifies gate attestations.
@@ -268,7 +272,7 @@ func (f *Forge) developRung(ctx context.Context, view string, pol *policies.Poli
 		facts.Set(ladder.Outcome{Requirement: policies.RequireChecks, Detail: "the checks engine is not available in this build; fails closed"})
 		facts.Set(ladder.Outcome{Requirement: policies.RequirePlanValid, Detail: "the plan could not be validated (no checks engine); fails closed"})
 	} else {
-		r, err := f.Checker.Check(ctx, view, base, head)
+		r, err := f.Checker.Check(ctx, view, base, head, f.planForBranch(ctx, view, base, source))
 		switch {
 		case err != nil && f.Checker.PlanError(err):
 			facts.Set(ladder.Outcome{Requirement: policies.RequirePlanValid, Detail: err.Error()})
@@ -298,6 +302,14 @@ func (f *Forge) developRung(ctx context.Context, view string, pol *policies.Poli
 		shas = append(shas, c.SHA)
 	}
 	facts.Set(ladder.CheckTrailers(lc, planID))
+	if planID == "" {
+		for _, c := range commits {
+			if id, ok := c.Trailer(ladder.TrailerPlanID); ok {
+				planID = id // for the record and the stop; the plan itself was not valid
+				break
+			}
+		}
+	}
 	facts.Set(f.policyValid(ctx, view, head))
 	d := ladder.EvaluateRung(rung, source, "develop", head, facts)
 
@@ -369,9 +381,34 @@ func checksOutcome(r *CheckOutcome) ladder.Outcome {
 		o.Detail = "all checks passed (" + strings.Join(names, ", ") + ")"
 		return o
 	}
-	o.Detail = fmt.Sprintf("check gate decision %s: %s", r.Decision, strings.Join(r.Reasons, "; "))
+	var lines []string
+	for _, c := range r.Checks {
+		if c.Status == checks.StatusPass || c.Status == checks.StatusSkipped {
+			continue
+		}
+		var msgs []string
+		for i, f := range c.Findings {
+			if i == 3 {
+				msgs = append(msgs, fmt.Sprintf("and %d more", len(c.Findings)-3))
+				break
+			}
+			if f.Path != "" {
+				msgs = append(msgs, f.Path+": "+f.Message)
+			} else {
+				msgs = append(msgs, f.Message)
+			}
+		}
+		if len(msgs) == 0 {
+			msgs = append(msgs, c.Reason)
+		}
+		lines = append(lines, fmt.Sprintf("%s %s: %s", c.Name, c.Status, strings.Join(msgs, "; ")))
+	}
+	if len(lines) == 0 {
+		lines = r.Reasons
+	}
+	o.Detail = fmt.Sprintf("gate decision %s (%s)\n    - %s", r.Decision, strings.Join(names, ", "), strings.Join(lines, "\n    - "))
 	if r.StopReason != "" {
-		o.Detail += " [" + string(r.StopReason) + "]"
+		o.Detail = fmt.Sprintf("gate decision %s, %s (%s)\n    - %s", r.Decision, r.StopReason, strings.Join(names, ", "), strings.Join(lines, "\n    - "))
 	}
 	return o
 }
@@ -453,7 +490,7 @@ func (f *Forge) promote(ctx context.Context, view string, heads map[string]strin
 		ref := ""
 		if f.Attester != nil {
 			var err error
-			ref, err = f.Attester.Attest(ctx, Attestation{Repo: f.Repo, Source: source, Target: target, Base: u.Old, SHA: u.New, Decision: d, Approvals: counted, Commits: shas})
+			ref, err = f.Attester.Attest(ctx, Attestation{Repo: f.Repo, Source: source, Target: target, Base: u.Old, SHA: u.New, Decision: d, Approvals: counted, Commits: shas, PlanIDs: f.planIDs(ctx, view, u)})
 			if err != nil {
 				return fmt.Errorf("sign the %s attestation: %w", target, err)
 			}
@@ -827,6 +864,31 @@ func (f *Forge) plan(ctx context.Context, repo, sha, planPath string) *policies.
 		return nil
 	}
 	return wp
+}
+
+// planForBranch finds, in the base tree, the plan whose git.branch is the
+// agent branch being pushed ("" when none or several match).
+func (f *Forge) planForBranch(ctx context.Context, repo, base, branch string) string {
+	fsys, err := gitcli.CommitFS(ctx, repo, base)
+	if err != nil {
+		return ""
+	}
+	defer fsys.Close()
+	fsys.MaxFileSize = policies.MaxFileSize
+	tree, _ := policies.LoadTree(fsys)
+	if tree == nil {
+		return ""
+	}
+	found := ""
+	for _, td := range tree.Threads {
+		if td.Plan != nil && td.Plan.Git.Branch == branch {
+			if found != "" {
+				return "" // ambiguous: let the engine decide from the change
+			}
+			found = path.Join(td.Dir, policies.WorkPlanFile)
+		}
+	}
+	return found
 }
 
 func (f *Forge) planRisk(ctx context.Context, repo, sha, planPath string) string {
