@@ -175,7 +175,7 @@ func parseJSON(file string, data []byte) (*yaml.Node, Problems) {
 		return nil, append(probs, *err)
 	}
 	if off := r.nextStart(); off < len(data) {
-		line, col := offsetPos(data, off)
+		line, col := r.pos(off)
 		probs.add(file, line, col, "", "unexpected content after the top-level JSON value; a WORK_PLAN.json holds exactly one object")
 		return nil, probs
 	}
@@ -186,6 +186,30 @@ type jsonReader struct {
 	file string
 	data []byte
 	dec  *json.Decoder
+	// Position cursor: tokens are visited in increasing offset order, so
+	// line and column are advanced incrementally (offsetPos from the start
+	// for every token would be quadratic in the file size).
+	curOff, curLine, curCol int
+}
+
+// pos returns the 1-based line and column of byte offset off.
+func (r *jsonReader) pos(off int) (int, int) {
+	if r.curLine == 0 || off < r.curOff {
+		r.curOff, r.curLine, r.curCol = 0, 1, 1
+	}
+	off = min(off, len(r.data))
+	for r.curOff < off {
+		c := r.data[r.curOff]
+		switch {
+		case c == '\n':
+			r.curLine++
+			r.curCol = 1
+		case c < utf8.RuneSelf || utf8.RuneStart(c):
+			r.curCol++
+		}
+		r.curOff++
+	}
+	return r.curLine, r.curCol
 }
 
 // nextStart is the offset of the next token: the decoder's offset points
@@ -199,7 +223,7 @@ func (r *jsonReader) nextStart() int {
 }
 
 func (r *jsonReader) fail(off int, format string, args ...any) *Problem {
-	line, col := offsetPos(r.data, off)
+	line, col := r.pos(max(off, 0))
 	return &Problem{File: r.file, Line: line, Col: col, Message: fmt.Sprintf(format, args...)}
 }
 
@@ -221,7 +245,7 @@ func (r *jsonReader) value(depth int) (*yaml.Node, *Problem) {
 	if err != nil {
 		return nil, r.syntax(err, start)
 	}
-	line, col := offsetPos(r.data, start)
+	line, col := r.pos(start)
 	n := &yaml.Node{Line: line, Column: col}
 	switch t := tok.(type) {
 	case json.Delim:
@@ -241,7 +265,7 @@ func (r *jsonReader) value(depth int) (*yaml.Node, *Problem) {
 				if !ok {
 					return nil, r.fail(kstart, "JSON syntax error: object key must be a string")
 				}
-				kl, kc := offsetPos(r.data, kstart)
+				kl, kc := r.pos(kstart)
 				kn := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key, Line: kl, Column: kc}
 				vn, perr := r.value(depth + 1)
 				if perr != nil {

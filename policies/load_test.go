@@ -365,3 +365,30 @@ func TestProblemString(t *testing.T) {
 		t.Error("empty Problems.Err() != nil")
 	}
 }
+
+// Hostile shapes within the size cap: each is refused (or reported) with a
+// bounded report, never a crash.
+func TestHostileShapesAreBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name, field, msg string
+		load             loaderFunc
+		in               string
+		maxProblems      int
+	}{
+		{name: "deep yaml", load: loadThread, in: threadYAML + "x: " + strings.Repeat("[", 200000) + "\n", msg: "max depth", maxProblems: 1},
+		{name: "deep json", load: loadPlan, in: strings.Repeat("[", 200000), msg: "nested deeper than", maxProblems: 1},
+		{name: "many unknown keys", load: loadThread, in: threadYAML + "runtime:\n" + strings.Repeat("  k: 1\n", 20000), field: "runtime.k", msg: "unknown field", maxProblems: maxProblemsPerFile + 1},
+		{name: "wide json", load: loadPlan, in: strings.Replace(planJSON, `"services/payments/**"`, strings.Repeat(`"/abs",`, 20000)+`"x"`, 1), field: "target_files[0]", msg: "absolute", maxProblems: maxProblemsPerFile + 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps := asProblems(t, tc.load("f", []byte(tc.in)))
+			mustFind(t, ps, tc.field, tc.msg)
+			if len(ps) > tc.maxProblems {
+				t.Errorf("%d problems, want at most %d", len(ps), tc.maxProblems)
+			}
+			if tc.maxProblems > 1 && !strings.Contains(ps[len(ps)-1].Message, "more problems not shown") {
+				t.Errorf("truncation not reported: %s", ps[len(ps)-1])
+			}
+		})
+	}
+}

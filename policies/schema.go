@@ -138,5 +138,15 @@ func merge(primary Problems, schema Problems) Problems {
 			out = append(out, p)
 		}
 	}
-	return out.Sort()
+	out = out.Sort()
+	if len(out) > maxProblemsPerFile {
+		more := len(out) - maxProblemsPerFile
+		out = append(out[:maxProblemsPerFile:maxProblemsPerFile], Problem{File: out[0].File,
+			Message: fmt.Sprintf("%d more problems not shown; fix the ones above first", more)})
+	}
+	return out
 }
+
+// maxProblemsPerFile bounds the report for one file (a hostile 1 MiB file
+// can hold hundreds of thousands of unknown keys).
+const maxProblemsPerFile = 200
