@@ -913,8 +913,6 @@ func (d *Linux) release(ctx context.Context) error {
 	return nil
 }
 
-var snapNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-
 func (d *Linux) snapshotPath(id SnapshotID) (string, error) {
 	if !snapNameRE.MatchString(string(id)) || strings.Contains(string(id), "..") {
 		return "", fmt.Errorf("snapshot name %q: use letters, digits, '.', '_' and '-'", id)

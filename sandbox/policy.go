@@ -149,6 +149,7 @@ var (
 	identRE     = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,30}$`)
 	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	hexSHA256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	snapNameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	// wrapperNameRE: tool names as config.yaml lists them ("go", "run_tests.sh").
 	wrapperNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._+-]{0,62}$`)
 	memRE         = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*(Ki|Mi|Gi|Ti|K|M|G|T|k)?B?$`)

@@ -22,6 +22,24 @@ import (
 func init() {
 	register(newSandboxCmd)
 	register(newSandboxInitCmd)
+	register(newSandboxRlimitsCmd)
+}
+
+// newSandboxRlimitsCmd is the hidden launcher of the macOS driver: it sets
+// rlimits and execs the rest of its argv.
+func newSandboxRlimitsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "sandbox-rlimits -cpu N -fsize N -nofile N -nproc N -core 0 -- PROGRAM [ARGS]",
+		Short:              "Internal: set rlimits and exec a program (macOS sandbox launcher)",
+		Long:               "Internal: the macOS sandbox driver runs this as the agent user to set RLIMIT_CPU, FSIZE, NOFILE, NPROC and CORE before exec'ing env -i and sandbox-exec.",
+		Example:            "  agentgate sandbox-rlimits -cpu 600 -fsize 1073741824 -nofile 1024 -nproc 512 -core 0 -- /usr/bin/env -i ...",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sandbox.RlimitsMain(args) // never returns
+			return nil
+		},
+	}
 }
 
 // sandboxFlags are shared by every sandbox subcommand: they locate the
