@@ -28,10 +28,10 @@ func darwinIT(t *testing.T) *Darwin {
 		t.Skipf("install a root-owned wrapper at %s first: %v", w, err)
 	}
 	p := Policy{
-		Name:     "darwin-it",
-		Volume:   Volume{Image: filepath.Join(base, "v.sparseimage"), SizeBytes: 256 << 20, FS: "apfs", MountPoint: filepath.Join(base, "mnt")},
-		Identity: Identity{User: "_agentgate_it", Group: "_agentgate_it"},
-		Wrappers: map[string]Wrapper{"true.sh": {Path: w, SHA256: sum}},
+		Name:      "darwin-it",
+		Volume:    Volume{Image: filepath.Join(base, "v.sparseimage"), SizeBytes: 256 << 20, FS: "apfs", MountPoint: filepath.Join(base, "mnt")},
+		Identity:  Identity{User: "_agentgate_it", Group: "_agentgate_it"},
+		Wrappers:  map[string]Wrapper{"true.sh": {Path: w, SHA256: sum}},
 		ReadPaths: []string{"/usr"}, Network: Network{Mode: NetworkDeny},
 		Limits: Limits{Wall: time.Minute, CPUTime: time.Minute, MemoryBytes: 512 << 20, Pids: 64, OpenFiles: 256, FileSizeBytes: 64 << 20},
 	}
