@@ -148,8 +148,13 @@ func TestStopAppendsAuditThenPersistsEvidenceAndAttests(t *testing.T) {
 	if err := json.Unmarshal(recs[1].Payload, &ev); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"manifest.json", "attestation.sigstore.json", "evidence/stop.json", "evidence/manifest.json",
-		"evidence/report.json", "evidence/logs/secrets.log", "evidence/diff.bundle", "evidence/diff.patch"}
+	stops, err := os.ReadDir(filepath.Join(out, evidence.StopDir))
+	if err != nil || len(stops) != 1 || !strings.HasSuffix(stops[0].Name(), "-"+f.head[:12]) {
+		t.Fatalf("stop evidence directories: %v, %v", stops, err)
+	}
+	sub := evidence.StopDir + "/" + stops[0].Name()
+	want := []string{"manifest.json", "attestation.sigstore.json", sub + "/stop.json", sub + "/manifest.json",
+		sub + "/report.json", sub + "/logs/secrets.log", sub + "/diff.bundle", sub + "/diff.patch"}
 	for _, name := range want {
 		if got := sha(t, filepath.Join(out, filepath.FromSlash(name))); ev.SHA256[name] != got {
 			t.Errorf("%s: audited digest %q, file digest %s", name, ev.SHA256[name], got)
@@ -164,7 +169,7 @@ func TestStopAppendsAuditThenPersistsEvidenceAndAttests(t *testing.T) {
 	}
 
 	// The diff snapshot is a real bundle of merge-base..head.
-	bundle := filepath.Join(out, "evidence", "diff.bundle")
+	bundle := filepath.Join(out, filepath.FromSlash(sub), "diff.bundle")
 	if outp, err := f.repo.GitErr("bundle", "verify", bundle); err != nil {
 		t.Fatalf("git bundle verify: %v %s", err, outp)
 	}
@@ -172,7 +177,7 @@ func TestStopAppendsAuditThenPersistsEvidenceAndAttests(t *testing.T) {
 	if !strings.HasPrefix(heads, f.head+" ") {
 		t.Fatalf("bundle heads %q; want %s", heads, f.head)
 	}
-	patch, _ := os.ReadFile(filepath.Join(out, "evidence", "diff.patch"))
+	patch, _ := os.ReadFile(filepath.Join(out, filepath.FromSlash(sub), "diff.patch"))
 	if !bytes.Contains(patch, []byte("+func Retry() {}")) {
 		t.Fatalf("patch lacks the change:\n%s", patch)
 	}
@@ -273,13 +278,14 @@ func TestRecordFailsClosed(t *testing.T) {
 			t.Fatal("signing without an output directory succeeded")
 		}
 	})
-	t.Run("ExistingEvidenceIsNotOverwritten", func(t *testing.T) {
+	t.Run("SameSecondStopIsNotOverwritten", func(t *testing.T) {
 		d := newDeps(t)
 		out := t.TempDir()
-		if err := os.WriteFile(filepath.Join(out, "manifest.json"), []byte("{}"), 0o644); err != nil {
+		at := func() time.Time { return time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC) }
+		if _, err := evidence.Record(ctx, evidence.Options{Report: f.report(true), Log: d.log, OutDir: out, Now: at}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := evidence.Record(ctx, evidence.Options{Report: f.report(false), Log: d.log, OutDir: out}); err == nil || !strings.Contains(err.Error(), "never overwritten") {
+		if _, err := evidence.Record(ctx, evidence.Options{Report: f.report(true), Log: d.log, OutDir: out, Now: at}); err == nil || !strings.Contains(err.Error(), "never overwritten") {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -288,6 +294,25 @@ func TestRecordFailsClosed(t *testing.T) {
 			t.Fatal("recorded nothing successfully")
 		}
 	})
+}
+
+func TestRerunIntoSameOutDirKeepsEarlierStopEvidence(t *testing.T) {
+	f := newFixture(t)
+	d := newDeps(t)
+	ctx := context.Background()
+	out := t.TempDir()
+	for i, at := range []time.Time{time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC), time.Date(2026, 11, 26, 8, 5, 0, 0, time.UTC)} {
+		if _, err := evidence.Record(ctx, evidence.Options{Report: f.report(true), Log: d.log, Signer: d.signer, OutDir: out, Now: func() time.Time { return at }}); err != nil {
+			t.Fatalf("run %d: %v", i+1, err)
+		}
+	}
+	stops, _ := os.ReadDir(filepath.Join(out, evidence.StopDir))
+	if len(stops) != 2 {
+		t.Fatalf("%d stop evidence directories; want one per stop", len(stops))
+	}
+	if h, _ := d.log.Head(ctx); h.Seq != 4 {
+		t.Fatalf("audit head %d; want 4 (two stops, two evidence records)", h.Seq)
+	}
 }
 
 func TestBundleIgnoresRepositoryConfiguredCode(t *testing.T) {
@@ -333,11 +358,21 @@ func TestDirSinkRejectsEscapingNames(t *testing.T) {
 	if _, err := d.Put(context.Background(), "logs/a.log", strings.NewReader("x")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Put(context.Background(), "logs/a.log", strings.NewReader("y")); err == nil {
-		t.Fatal("overwrote an artifact")
+	if _, err := d.Put(context.Background(), "logs/a.log", strings.NewReader("y")); err != nil {
+		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(string(d), "logs", "a.log")); string(b) != "x" {
-		t.Fatalf("artifact changed to %q", b)
+	if b, _ := os.ReadFile(filepath.Join(string(d), "logs", "a.log")); string(b) != "y" {
+		t.Fatalf("artifact is %q; want the replacement", b)
+	}
+	target := filepath.Join(t.TempDir(), "outside")
+	if err := os.Symlink(target, filepath.Join(string(d), "link")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Put(context.Background(), "link", strings.NewReader("z")); err == nil {
+		t.Fatal("wrote through a symlink")
+	}
+	if _, err := os.Stat(target); err == nil {
+		t.Fatal("the symlink target was created")
 	}
 }
 

@@ -36,7 +36,10 @@ const (
 const (
 	ManifestFile    = manifest.FileName
 	AttestationFile = attest.BundleFileName
-	StopDir         = "evidence" // stop evidence: stop.json, manifest.json, logs/, diff.bundle, diff.patch
+	// StopDir holds one directory per stop, named TIME-HEAD12 (UTC,
+	// 20060102T150405Z): stop.json, manifest.json, report.json, logs/,
+	// diff.bundle, diff.patch. A stop never writes into an earlier one's.
+	StopDir = "evidence"
 )
 
 // Options says what to record. Report is required; everything else is
@@ -232,8 +235,14 @@ func persistStop(ctx context.Context, rep *report.Report, o Options, put func(st
 		stop["audit_seq"], stop["audit_hash"] = res.Decision.Seq, res.Decision.Hash
 	}
 	stopJSON, _ := json.MarshalIndent(stop, "", "  ")
+	sub := StopDir + "/" + o.Now().UTC().Format("20060102T150405Z") + "-" + short(rep.Head)
+	if o.OutDir != "" {
+		if _, err := os.Lstat(filepath.Join(o.OutDir, filepath.FromSlash(sub))); err == nil {
+			return fmt.Errorf("evidence: %s already exists; stop evidence is never overwritten", sub)
+		}
+	}
 	add := func(name string, data []byte) error {
-		loc, err := put(StopDir+"/"+name, data)
+		loc, err := put(sub+"/"+name, data)
 		if err != nil {
 			return err
 		}
@@ -429,6 +438,16 @@ func repoID(rep *report.Report, o Options) string {
 		return o.RepoID
 	}
 	return rep.Repo
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	if sha == "" {
+		return "nohead"
+	}
+	return sha
 }
 
 // branchName turns a ref as typed (origin/develop, refs/heads/develop) into

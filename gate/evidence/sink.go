@@ -16,8 +16,9 @@ type Sink interface {
 }
 
 // Dir is a Sink writing files under a local directory. Files are written
-// to a temporary name and renamed into place, mode 0644 (directories 0755),
-// and never overwritten.
+// to a temporary name, synced and renamed into place (mode 0644, directories
+// 0755), so a reader never sees a partial artifact. An existing file of the
+// same name is replaced; Record never reuses a stop-evidence directory.
 type Dir string
 
 // Put writes name under the directory.
@@ -29,8 +30,8 @@ func (d Dir) Put(ctx context.Context, name string, r io.Reader) (string, error) 
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", fmt.Errorf("evidence: create %s: %w", filepath.Dir(path), err)
 	}
-	if _, err := os.Lstat(path); err == nil {
-		return "", fmt.Errorf("evidence: %s already exists; evidence is never overwritten (use a fresh --out directory)", path)
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("evidence: %s exists and is not a regular file; move it away", path)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
 	if err != nil {
@@ -52,8 +53,7 @@ func (d Dir) Put(ctx context.Context, name string, r io.Reader) (string, error) 
 	if err := tmp.Close(); err != nil {
 		return "", err
 	}
-	// Link (not rename) so that an existing file is never replaced.
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if err := os.Rename(tmp.Name(), path); err != nil {
 		return "", fmt.Errorf("evidence: store %s: %w", path, err)
 	}
 	return path, nil
