@@ -117,6 +117,16 @@ func (s *Server) handleDelivery(ctx context.Context, id string) error {
 		return err
 	}
 	log := s.log.With("delivery_id", d.ID, "event", d.Event, "action", d.Action, "repo", d.Repo)
+	if d.Event == "check_run" {
+		// Decoded by hand: GitHub has sent check_run timestamps that are not
+		// RFC 3339 ("2018-04-25 20:42:10"), which go-github refuses.
+		targets, err := s.checkRunTargets(d)
+		if err != nil {
+			log.Warn("cannot decode the delivery; dropped", "err", err)
+			return river.JobCancel(err)
+		}
+		return s.evaluateAll(ctx, targets)
+	}
 	ev, err := gogithub.ParseWebHook(d.Event, d.Payload)
 	if err != nil {
 		log.Warn("cannot decode the delivery; dropped", "err", err)
@@ -128,22 +138,6 @@ func (s *Server) handleDelivery(ctx context.Context, id string) error {
 		targets = s.pushTargets(d, e)
 	case *gogithub.PullRequestEvent:
 		targets = s.pullRequestTargets(d, e)
-	case *gogithub.CheckRunEvent:
-		if e.GetAction() == "rerequested" {
-			cr := e.GetCheckRun()
-			target, ok := strings.CutPrefix(cr.GetName(), "agentgate/")
-			if !ok {
-				return nil
-			}
-			targets = targetsFromPRs(d.InstallationID, d.Repo, d.ID, cr.GetHeadSHA(), cr.GetCheckSuite().GetHeadBranch(), cr.PullRequests, target)
-			if len(targets) == 0 {
-				if b := cr.GetCheckSuite().GetHeadBranch(); s.ladder.AgentBranch(b) {
-					if r, ok := s.ladder.Next(b); ok && r.Target == target {
-						targets = []Target{{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, HeadRef: b, HeadSHA: cr.GetHeadSHA(), BaseRef: target, Rerun: true}}
-					}
-				}
-			}
-		}
 	case *gogithub.CheckSuiteEvent:
 		if e.GetAction() == "rerequested" {
 			cs := e.GetCheckSuite()
@@ -168,6 +162,10 @@ func (s *Server) handleDelivery(ctx context.Context, id string) error {
 		log.Debug("nothing to evaluate")
 		return nil
 	}
+	return s.evaluateAll(ctx, targets)
+}
+
+func (s *Server) evaluateAll(ctx context.Context, targets []Target) error {
 	var errs []error
 	for _, t := range targets {
 		if err := s.evaluate(ctx, t); err != nil {
@@ -391,4 +389,57 @@ func (s *Server) Reconcile(ctx context.Context) (int, error) {
 		}
 	}
 	return enqueued, errors.Join(errs...)
+}
+
+// checkRunEvent is the part of a check_run delivery agentgate reads.
+type checkRunEvent struct {
+	Action   string `json:"action"`
+	CheckRun struct {
+		Name       string `json:"name"`
+		HeadSHA    string `json:"head_sha"`
+		CheckSuite struct {
+			HeadBranch string `json:"head_branch"`
+		} `json:"check_suite"`
+		PullRequests []struct {
+			Number int `json:"number"`
+			Head   struct {
+				Ref string `json:"ref"`
+			} `json:"head"`
+			Base struct {
+				Ref string `json:"ref"`
+			} `json:"base"`
+		} `json:"pull_requests"`
+	} `json:"check_run"`
+}
+
+// checkRunTargets: a rerequested agentgate/<target> run is evaluated again.
+func (s *Server) checkRunTargets(d *webhook.Delivery) ([]Target, error) {
+	var e checkRunEvent
+	if err := json.Unmarshal(d.Payload, &e); err != nil {
+		return nil, fmt.Errorf("decode check_run delivery %s: %w", d.ID, err)
+	}
+	if e.Action != "rerequested" {
+		return nil, nil
+	}
+	cr := e.CheckRun
+	target, ok := strings.CutPrefix(cr.Name, "agentgate/")
+	if !ok || target == "" {
+		return nil, nil
+	}
+	var out []Target
+	for _, p := range cr.PullRequests {
+		if p.Base.Ref != target {
+			continue
+		}
+		out = append(out, Target{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, PR: p.Number,
+			HeadRef: p.Head.Ref, HeadSHA: cr.HeadSHA, BaseRef: target, Rerun: true})
+	}
+	if len(out) == 0 {
+		if b := cr.CheckSuite.HeadBranch; s.ladder.AgentBranch(b) {
+			if r, ok := s.ladder.Next(b); ok && r.Target == target {
+				out = append(out, Target{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, HeadRef: b, HeadSHA: cr.HeadSHA, BaseRef: target, Rerun: true})
+			}
+		}
+	}
+	return out, nil
 }

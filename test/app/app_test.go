@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -282,4 +283,73 @@ func TestServeRefusesConfigWithoutSecret(t *testing.T) {
 		t.Fatalf("no secret: %v", err)
 	}
 	_ = errors.New
+}
+
+func TestCheckRunRerequestedEvaluatesAgain(t *testing.T) {
+	e := startApp(t, server.EvaluatorFunc(verdictEvaluator), nil)
+	base := e.repo.tip("develop")
+	head := e.repo.commit("agent/rerun", "success")
+	if code := deliver(t, e.url, "push", newDeliveryID(), pushPayload(t, "agent/rerun", base, head)); code != 202 {
+		t.Fatal(code)
+	}
+	waitFor(t, 30*time.Second, "first check run", func() bool { return len(completedOn(e.d, head)) == 1 })
+	// GitHub's published check_run.rerequested payload (with its non-RFC
+	// 3339 timestamps), adapted to our run.
+	m := loadPayload(t, "check_run/rerequested.payload.json")
+	setRepo(m)
+	cr := m["check_run"].(map[string]any)
+	cr["name"], cr["head_sha"], cr["pull_requests"] = "agentgate/develop", head, []any{}
+	cr["check_suite"].(map[string]any)["head_branch"] = "agent/rerun"
+	if code := deliver(t, e.url, "check_run", newDeliveryID(), mustJSON(m)); code != 202 {
+		t.Fatal(code)
+	}
+	waitFor(t, 30*time.Second, "second check run", func() bool { return len(completedOn(e.d, head)) == 2 })
+	runs := completedOn(e.d, head)
+	if runs[0].ExternalID == runs[1].ExternalID {
+		t.Fatal("a re-run reused the first run's external id")
+	}
+	// Someone else's check run being rerequested is not ours to evaluate.
+	cr["name"] = "ci/test"
+	if code := deliver(t, e.url, "check_run", newDeliveryID(), mustJSON(m)); code != 202 {
+		t.Fatal(code)
+	}
+	time.Sleep(time.Second)
+	if n := len(runsOn(e.d, head)); n != 2 {
+		t.Fatalf("check runs = %d, want 2", n)
+	}
+}
+
+func TestRetargetedPullRequestGetsCheckRunForNewTarget(t *testing.T) {
+	e := startApp(t, server.EvaluatorFunc(verdictEvaluator), nil)
+	gitCmd(t, e.repo.work, "push", "-q", e.repo.bare, "develop:staging")
+	base := e.repo.tip("develop")
+	head := e.repo.commit("agent/retarget", "success")
+	e.d.SetPull(repoName, githubdouble.Pull{Number: 12, HeadRef: "agent/retarget", HeadSHA: head, BaseRef: "develop", BaseSHA: base})
+	if code := deliver(t, e.url, "pull_request", newDeliveryID(), prPayload(t, "opened", 12, "agent/retarget", head, "develop", base)); code != 202 {
+		t.Fatal(code)
+	}
+	waitFor(t, 30*time.Second, "agentgate/develop", func() bool { return len(completedOn(e.d, head)) == 1 })
+	// Retarget to staging: GitHub sends edited with changes.base.
+	e.d.SetPull(repoName, githubdouble.Pull{Number: 12, HeadRef: "agent/retarget", HeadSHA: head, BaseRef: "staging", BaseSHA: base})
+	var m map[string]any
+	json.Unmarshal(prPayload(t, "edited", 12, "agent/retarget", head, "staging", base), &m)
+	m["changes"] = map[string]any{"base": map[string]any{"ref": map[string]any{"from": "develop"}, "sha": map[string]any{"from": base}}}
+	if code := deliver(t, e.url, "pull_request", newDeliveryID(), mustJSON(m)); code != 202 {
+		t.Fatal(code)
+	}
+	waitFor(t, 30*time.Second, "agentgate/staging", func() bool { return len(completedOn(e.d, head)) == 2 })
+	names := map[string]bool{}
+	for _, r := range completedOn(e.d, head) {
+		names[r.Name] = true
+	}
+	if !names["agentgate/develop"] || !names["agentgate/staging"] {
+		t.Fatalf("check run names = %v", names)
+	}
+	// An edit of the title (no base change) evaluates nothing.
+	m["changes"] = map[string]any{"title": map[string]any{"from": "old"}}
+	deliver(t, e.url, "pull_request", newDeliveryID(), mustJSON(m))
+	time.Sleep(time.Second)
+	if n := len(runsOn(e.d, head)); n != 2 {
+		t.Fatalf("check runs = %d, want 2", n)
+	}
 }
