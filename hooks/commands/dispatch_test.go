@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agentgate/agentgate/gate/approval"
+	"github.com/agentgate/agentgate/gate/audit"
+	"github.com/agentgate/agentgate/internal/store"
 	"github.com/agentgate/agentgate/policies"
 )
 
@@ -348,5 +351,43 @@ func TestHelpTextSaysWhoMayUseEachCommand(t *testing.T) {
 		if !h.Pattern().MatchString(strings.Fields(h.Help().Usage)[0]) && !strings.Contains(h.Help().Usage, "PLAN_ID") {
 			t.Fatalf("%s: usage %q does not match its own pattern", h.Name(), h.Help().Usage)
 		}
+	}
+}
+
+func TestNewDispatcherAnswersDisabledCommands(t *testing.T) {
+	_, gh, st := setup()
+	if _, err := NewDispatcher(gh, Deps{}); err == nil {
+		t.Fatal("a dispatcher without an audit log was built")
+	}
+	d, err := NewDispatcher(gh, Deps{Audit: st, Approvals: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Log = slog.New(slog.DiscardHandler)
+	if err := d.HandleComment(context.Background(), comment(gh, 1, "carol", "/hold\n/approve-promotion")); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.approvals) != 1 || len(gh.replies) != 1 || !strings.Contains(gh.replies[0], "/hold is not enabled") {
+		t.Fatalf("approvals %d, replies %q", len(st.approvals), gh.replies)
+	}
+}
+
+func TestAuditLogAdapter(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, filepath.Join(t.TempDir(), "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l, err := audit.Open(ctx, s, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (AuditLog{Log: l}).Audit(ctx, AuditEvent{Kind: "approval.refused", Repo: repo, Actor: "mallory", Reason: "pr_author"}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := l.Tail(ctx, 1)
+	if err != nil || len(recs) != 1 || recs[0].Kind != "approval.refused" || !strings.Contains(string(recs[0].Payload), "pr_author") {
+		t.Fatalf("records %+v, %v", recs, err)
 	}
 }
