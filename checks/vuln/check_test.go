@@ -40,7 +40,7 @@ var (
 )
 
 // testDB builds the real pinned database once per test binary.
-func testDB(t *testing.T) vulndb.Info {
+func testDB(t testing.TB) vulndb.Info {
 	t.Helper()
 	dbOnce.Do(func() {
 		sharedDir, dbErr = os.MkdirTemp("", "agentgate-vuln-test-")
@@ -65,7 +65,7 @@ var netErr error
 
 // needXNet makes sure golang.org/x/net v0.57.0 is in the module cache, as
 // the isolated scan runs with GOPROXY=off.
-func needXNet(t *testing.T) {
+func needXNet(t testing.TB) {
 	t.Helper()
 	netOnce.Do(func() {
 		cmd := exec.Command("go", "mod", "download", "golang.org/x/net@v0.57.0")
