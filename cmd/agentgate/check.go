@@ -15,9 +15,13 @@ import (
 
 	"github.com/agentgate/agentgate/checks"
 	"github.com/agentgate/agentgate/checks/engine"
+	"github.com/agentgate/agentgate/checks/isolate"
 	"github.com/agentgate/agentgate/checks/report"
 	"github.com/agentgate/agentgate/checks/scope"
 	"github.com/agentgate/agentgate/checks/secrets"
+	"github.com/agentgate/agentgate/checks/static"
+	"github.com/agentgate/agentgate/checks/tests"
+	"github.com/agentgate/agentgate/checks/vuln"
 )
 
 func init() {
@@ -46,6 +50,24 @@ func registerCheck(name string, f checkFactory) {
 func init() {
 	registerCheck("scope", func(*checkOptions) (checks.Check, error) { return scope.New(), nil })
 	registerCheck("secrets", func(*checkOptions) (checks.Check, error) { return secrets.New(), nil })
+	registerCheck(vuln.Name, func(o *checkOptions) (checks.Check, error) {
+		return vuln.New(vuln.Config{Runner: o.isolated(), DB: o.vulnDB, CacheDir: o.cacheDir, Timeout: o.timeout}), nil
+	})
+	registerCheck(tests.Name, func(o *checkOptions) (checks.Check, error) {
+		return tests.New(tests.Config{Runner: o.isolated(), CacheDir: o.cacheDir, Timeout: o.timeout}), nil
+	})
+	registerCheck(static.Name, func(o *checkOptions) (checks.Check, error) {
+		return static.New(static.Config{Runner: o.isolated(), CacheDir: o.cacheDir, Timeout: o.timeout, Staticcheck: o.staticcheck}), nil
+	})
+}
+
+// isolated returns the one runner shared by the checks that run
+// repository code (no network, time-limited).
+func (o *checkOptions) isolated() isolate.Runner {
+	if o.runner == nil {
+		o.runner = isolate.NewNetless(isolate.Options{Timeout: o.timeout, AllowUnisolated: o.allowUnisolated})
+	}
+	return o.runner
 }
 
 // checkExtension lets another command file add flags to `agentgate check`
@@ -65,6 +87,10 @@ type checkOptions struct {
 	repo, base, head, plan, out, output string
 	checks                              []string
 	timeout                             time.Duration
+
+	vulnDB, cacheDir, staticcheck string
+	allowUnisolated               bool
+	runner                        isolate.Runner
 }
 
 func newCheckCmd() *cobra.Command {
@@ -91,7 +117,13 @@ times out fails the gate with the reason, it never passes):
             symlinks, submodules, oversized files
   secrets   gitleaks on the added lines and the commit messages (STOP_SECRET_EXPOSURE;
             the secret is never printed)
-  vuln, tests, static   when built into this binary (see --checks)
+  vuln      govulncheck against an offline database, new on head vs base, called
+            symbols fail (stdlib findings follow the policy's vuln.stdlib)
+  tests     the plan's test command on the affected packages (isolated, no network):
+            failures, missing acceptance tests, test-change rule, changed-file
+            coverage; a total-coverage drop beyond tolerance stops the run
+            (STOP_COVERAGE_REGRESSION)
+  static    go vet (and staticcheck with --staticcheck) on the changed packages
 
 Outputs: --output text (default), json (report.json) or sarif (SARIF 2.1.0) on stdout.
 --out DIR also writes DIR/report.json, DIR/report.sarif and DIR/<check>.log.
@@ -121,6 +153,10 @@ fired (the report's stop_reason says which).`,
 	f.StringVar(&o.output, "output", "text", "what to print on stdout: text, json or sarif")
 	f.StringSliceVar(&o.checks, "checks", nil, "comma-separated checks to run (default: all of "+strings.Join(checkNames, ",")+")")
 	f.DurationVar(&o.timeout, "timeout", engine.DefaultTimeout, "time limit of each check")
+	f.StringVar(&o.vulnDB, "vuln-db", "", "vulnerability database built by 'agentgate vulndb build' (default: the cached one for the pinned x/vulndb version)")
+	f.StringVar(&o.cacheDir, "cache-dir", "", "cache for the vulnerability database, base-commit results and work trees (default: the user cache directory)")
+	f.StringVar(&o.staticcheck, "staticcheck", "", "absolute path of a staticcheck binary for the static check (default: go vet only)")
+	f.BoolVar(&o.allowUnisolated, "allow-unisolated", false, "UNSAFE: run repository code (tests, go list) without network isolation when this machine cannot isolate it")
 	for _, e := range checkExtensions {
 		if e.Flags != nil {
 			e.Flags(f)
