@@ -245,7 +245,11 @@ func ParseDiagnostics(tool, out, dir, tree string) []Diagnostic {
 		if rel, err := filepath.Rel(tree, abs); err == nil && !strings.HasPrefix(rel, "..") {
 			p = filepath.ToSlash(rel)
 		}
-		d := Diagnostic{Tool: tool, Path: path.Clean(p), Line: ln, Column: col, Message: strings.TrimSpace(m[4])}
+		msg := strings.TrimSpace(m[4])
+		if msg == "" {
+			continue
+		}
+		d := Diagnostic{Tool: tool, Path: path.Clean(p), Line: ln, Column: col, Message: msg}
 		k := fmt.Sprintf("%s:%d:%d:%s", d.Path, d.Line, d.Column, d.Message)
 		if seen[k] {
 			continue
