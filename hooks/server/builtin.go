@@ -2,23 +2,50 @@ package server
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/agentgate/agentgate/internal/store"
 )
 
 // DefaultEvaluator is the configured evaluator: the external command when
-// evaluator.command is set, otherwise the built-in engine.
+// evaluator.command is set, otherwise `agentgate check` run from this
+// binary in a child process, recording its decision in the same audit log
+// and signing it with the configured key.
 func DefaultEvaluator(cfg *Config) Evaluator {
 	if len(cfg.Evaluator.Command) > 0 {
 		return CommandEvaluator{Command: cfg.Evaluator.Command, Timeout: time.Duration(cfg.Evaluator.Timeout)}
 	}
-	return builtinEvaluator{}
+	bin, err := os.Executable()
+	if err != nil {
+		return failingEvaluator{fmt.Errorf("cannot locate the agentgate binary to run checks (%v); set evaluator.command", err)}
+	}
+	db := cfg.DB
+	if db == "" {
+		if p, err := store.DefaultPath(); err == nil {
+			db = p
+		}
+	}
+	host := "github.com"
+	if u, err := url.Parse(cfg.GitHub.GitURL); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	timeout := time.Duration(cfg.Evaluator.Timeout)
+	if timeout <= 0 {
+		timeout = time.Duration(cfg.JobTimeout) - time.Minute
+		if timeout <= 0 {
+			timeout = time.Duration(cfg.JobTimeout) * 9 / 10
+		}
+	}
+	return CheckEvaluator{Binary: bin, SigningKey: cfg.SigningKey, DB: db, RepoHost: host,
+		WorkDir: filepath.Join(cfg.CloneCache, ".evaluations"), Timeout: timeout, Checks: cfg.Evaluator.Checks}
 }
 
-// builtinEvaluator will call the checks engine in process. Until that is
-// wired it fails closed, saying how to configure an evaluator command.
-type builtinEvaluator struct{}
+type failingEvaluator struct{ err error }
 
-func (builtinEvaluator) Evaluate(context.Context, EvalRequest) (EvalResult, error) {
-	return EvalResult{}, errors.New("the built-in evaluation engine is not available in this build; set evaluator.command (AGENTGATE_EVALUATOR_COMMAND)")
+func (f failingEvaluator) Evaluate(context.Context, EvalRequest) (EvalResult, error) {
+	return EvalResult{}, f.err
 }

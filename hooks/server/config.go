@@ -86,6 +86,9 @@ type GitHubConfig struct {
 type EvaluatorConfig struct {
 	Command []string `yaml:"command"`
 	Timeout Duration `yaml:"timeout"`
+	// Checks limits the built-in evaluator to these checks (agentgate
+	// check --checks); empty runs them all.
+	Checks []string `yaml:"checks"`
 }
 
 // Duration is a Go duration string in YAML ("5m").
@@ -124,6 +127,7 @@ var EnvVars = []struct{ Name, Field string }{
 	{"AGENTGATE_JOB_TIMEOUT", "job_timeout"},
 	{"AGENTGATE_RESCUE_AFTER", "rescue_after"},
 	{"AGENTGATE_EVALUATOR_COMMAND", "evaluator.command (space-separated)"},
+	{"AGENTGATE_EVALUATOR_CHECKS", "evaluator.checks (comma-separated)"},
 	{"AGENTGATE_LOG_LEVEL", "log_level"},
 }
 
@@ -226,6 +230,9 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 			return fmt.Errorf("AGENTGATE_STATUS_MIRROR: %q is not true or false", v)
 		}
 		c.StatusMirror = b
+	}
+	if v, ok := get("AGENTGATE_EVALUATOR_CHECKS"); ok {
+		c.Evaluator.Checks = splitList(v)
 	}
 	if v, ok := get("AGENTGATE_EVALUATOR_COMMAND"); ok {
 		c.Evaluator.Command = strings.Fields(v)
