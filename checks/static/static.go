@@ -40,6 +40,9 @@ type Config struct {
 	// Staticcheck is the absolute path of a staticcheck binary; empty
 	// means staticcheck is not run.
 	Staticcheck string
+	// DownloadModules runs `go mod download` on the host before the
+	// isolated runs (which have GOPROXY=off).
+	DownloadModules bool
 }
 
 // Check is the static-analysis check.
@@ -124,6 +127,11 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 	var vetted []string
 	for _, mod := range modNames {
 		modAbs := filepath.Join(w.Dir, filepath.FromSlash(mod))
+		if c.cfg.DownloadModules {
+			if err := gopkgs.DownloadModules(ctx, modAbs); err != nil {
+				return errorf("%v", err)
+			}
+		}
 		pkgs, lres, err := gopkgs.List(ctx, c.cfg.Runner, modAbs)
 		res.Details["isolation"] = lres.Isolation
 		if err != nil {

@@ -47,6 +47,10 @@ type Config struct {
 	Timeout time.Duration
 	// MaxOutput caps the test command's output (DefaultMaxOutput when 0).
 	MaxOutput int64
+	// DownloadModules runs `go mod download` on the host for head and base
+	// before the isolated runs (which have GOPROXY=off). Without it every
+	// dependency must already be in the module cache.
+	DownloadModules bool
 }
 
 // Check is the tests check.
@@ -199,6 +203,11 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 	// and mapping coverage profile entries to repository paths.
 	var graph *gopkgs.Graph
 	modAbs := filepath.Join(head.Dir, filepath.FromSlash(mod))
+	if hasMod && c.cfg.DownloadModules {
+		if err := gopkgs.DownloadModules(ctx, modAbs); err != nil {
+			return errorf("%v", err)
+		}
+	}
 	if hasMod {
 		pkgs, lres, err := gopkgs.List(ctx, c.cfg.Runner, modAbs)
 		res.Details["isolation"] = lres.Isolation
@@ -330,10 +339,17 @@ func (c *Check) runBase(ctx context.Context, root, repo, sha, mod string, p plan
 	}
 	defer w.Release()
 	runDir := w.Dir
+	modDir := filepath.Join(w.Dir, filepath.FromSlash(mod))
+	_, modErr := os.Stat(filepath.Join(modDir, "go.mod"))
 	if !p.custom {
-		runDir = filepath.Join(w.Dir, filepath.FromSlash(mod))
-		if _, err := os.Stat(filepath.Join(runDir, "go.mod")); err != nil {
+		runDir = modDir
+		if modErr != nil {
 			return record{Missing: true}
+		}
+	}
+	if c.cfg.DownloadModules && modErr == nil {
+		if err := gopkgs.DownloadModules(ctx, modDir); err != nil {
+			return record{Error: err.Error()}
 		}
 	}
 	r, err := c.runTests(ctx, w, runDir, p.command, p.timeout)

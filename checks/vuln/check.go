@@ -52,6 +52,9 @@ type Config struct {
 	Timeout time.Duration
 	// Now is the clock for allow-list expiry (time.Now when nil).
 	Now func() time.Time
+	// DownloadModules runs `go mod download` on the host before each scan
+	// (the scan itself has GOPROXY=off).
+	DownloadModules bool
 }
 
 // Check is the vulnerability check.
@@ -124,6 +127,11 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 	var head, base []Vuln
 	var baseNotes []string
 	for _, mod := range mods {
+		if c.cfg.DownloadModules {
+			if err := gopkgs.DownloadModules(ctx, filepath.Join(headDir, filepath.FromSlash(mod))); err != nil {
+				return fail("%v", err)
+			}
+		}
 		hs, iso, err := c.scan(ctx, db, filepath.Join(headDir, filepath.FromSlash(mod)))
 		if err != nil {
 			return fail("govulncheck on head module %s: %v", mod, err)
@@ -285,6 +293,11 @@ func (c *Check) scan(ctx context.Context, db vulndb.Info, dir string) (*Scan, st
 func (c *Check) scanBase(ctx context.Context, db vulndb.Info, dir string) scanRecord {
 	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
 		return scanRecord{Missing: true}
+	}
+	if c.cfg.DownloadModules {
+		if err := gopkgs.DownloadModules(ctx, dir); err != nil {
+			return scanRecord{Error: err.Error()}
+		}
 	}
 	sc, _, err := c.scan(ctx, db, dir)
 	if err != nil {

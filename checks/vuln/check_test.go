@@ -300,6 +300,24 @@ func TestVulnCheck(t *testing.T) {
 		}
 	})
 
+	t.Run("DownloadModulesRefusesTamperedGoSum", func(t *testing.T) {
+		v.repo.Checkout(v.base, false)
+		v.repo.Checkout("tampered", true)
+		v.repo.Write(map[string]string{"go.mod": goModNet, "main.go": mainCallsParse,
+			"go.sum": strings.Replace(goSumNet, "K5+3DljvIuDG9", "AAAADljvIuDG9", 1)})
+		head := v.repo.Commit("tampered go.sum")
+		dl := newCheck(t, db.Dir)
+		dl.cfg.DownloadModules = true
+		res := dl.Run(ctx, v.repo.Subject(v.base, head))
+		if res.Status != checks.StatusError || !strings.Contains(res.Reason, "go mod download") {
+			t.Fatalf("status %s reason %q", res.Status, res.Reason)
+		}
+		dl.cfg.DownloadModules = true
+		if res := dl.Run(ctx, v.repo.Subject(v.base, v.called)); res.Status != checks.StatusFail {
+			t.Fatalf("with downloads on, an intact module still fails on its vulnerability: %s %q", res.Status, res.Reason)
+		}
+	})
+
 	t.Run("NoGoModuleIsSkipped", func(t *testing.T) {
 		r := fixture.NewRepo(t)
 		r.Write(map[string]string{"README.md": "x"})
