@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/agentgate/agentgate/gate/approval/sqlstore"
 	"github.com/agentgate/agentgate/gate/audit"
 	"github.com/agentgate/agentgate/gate/sign"
 	"github.com/agentgate/agentgate/hooks/server"
@@ -103,9 +104,14 @@ func runServe(parent context.Context, cfg *server.Config, grace time.Duration) e
 	if err != nil {
 		return err
 	}
+	approvals, err := sqlstore.Open(ctx, st)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(ctx, cfg, st, server.Deps{
 		Evaluator: server.DefaultEvaluator(cfg),
 		Audit:     auditLog,
+		Approvals: approvals,
 		Logger:    log,
 	})
 	if err != nil {

@@ -175,6 +175,10 @@ type PullRequest struct {
 	BaseRef string
 	BaseSHA string
 	Author  string
+	// AuthorID and AuthorType ("User", "Bot") identify the author.
+	AuthorID   int64
+	AuthorType string
+	Commits    int // number of commits GitHub reports
 }
 
 func fromPR(p *gogithub.PullRequest) PullRequest {
@@ -182,7 +186,8 @@ func fromPR(p *gogithub.PullRequest) PullRequest {
 		Number: p.GetNumber(), State: p.GetState(), Draft: p.GetDraft(),
 		HeadRef: p.GetHead().GetRef(), HeadSHA: p.GetHead().GetSHA(),
 		BaseRef: p.GetBase().GetRef(), BaseSHA: p.GetBase().GetSHA(),
-		Author: p.GetUser().GetLogin(),
+		Author: p.GetUser().GetLogin(), AuthorID: p.GetUser().GetID(), AuthorType: p.GetUser().GetType(),
+		Commits: p.GetCommits(),
 	}
 }
 
@@ -382,4 +387,69 @@ func (c *Client) Permission(ctx context.Context, repo, user string) (string, err
 		return "", wrap(fmt.Sprintf("read %s's permission on %s", user, repo), err)
 	}
 	return p.GetPermission(), nil
+}
+
+// Person is a commit author or committer: the GitHub account when GitHub
+// matched one (Login, ID) and the e-mail from the commit.
+type Person struct {
+	Login string
+	ID    int64
+	Type  string
+	Email string
+}
+
+// MaxPRCommits is GitHub's limit for listing a pull request's commits.
+const MaxPRCommits = 250
+
+// ErrTooManyCommits means a pull request has more commits than can be
+// listed; callers deciding who contributed must fail closed.
+var ErrTooManyCommits = errors.New("github: the pull request has more than 250 commits; its contributors cannot all be listed")
+
+// PullRequestPeople returns every author and committer of the pull
+// request's commits.
+func (c *Client) PullRequestPeople(ctx context.Context, repo string, number int) ([]Person, error) {
+	o, r, err := split(repo)
+	if err != nil {
+		return nil, err
+	}
+	opts := &gogithub.ListOptions{PerPage: 100}
+	var out []Person
+	n := 0
+	for {
+		cs, resp, err := c.gh.PullRequests.ListCommits(ctx, o, r, number, opts)
+		if err != nil {
+			return nil, wrap(fmt.Sprintf("list commits of %s#%d", repo, number), err)
+		}
+		for _, rc := range cs {
+			n++
+			out = append(out,
+				Person{Login: rc.GetAuthor().GetLogin(), ID: rc.GetAuthor().GetID(), Type: rc.GetAuthor().GetType(), Email: rc.GetCommit().GetAuthor().GetEmail()},
+				Person{Login: rc.GetCommitter().GetLogin(), ID: rc.GetCommitter().GetID(), Type: rc.GetCommitter().GetType(), Email: rc.GetCommit().GetCommitter().GetEmail()})
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	if n >= MaxPRCommits {
+		return nil, ErrTooManyCommits
+	}
+	return out, nil
+}
+
+// TeamMember reports whether login is an active member of org/team, read
+// live (GET /orgs/{org}/teams/{team}/memberships/{user}).
+func (c *Client) TeamMember(ctx context.Context, orgTeam, login string) (bool, error) {
+	org, team, ok := strings.Cut(orgTeam, "/")
+	if !ok || org == "" || team == "" {
+		return false, fmt.Errorf("github: team %q is not org/team-slug", orgTeam)
+	}
+	m, _, err := c.gh.Teams.GetTeamMembershipBySlug(ctx, org, team, login)
+	if IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, wrap(fmt.Sprintf("read %s's membership of %s", login, orgTeam), err)
+	}
+	return m.GetState() == "active", nil
 }

@@ -90,14 +90,19 @@ func (c *repoCache) lock(repo string) func() {
 	return l.Unlock
 }
 
+// FetchBranch fetches one branch (e.g. to read the policy on the base).
+func (c *repoCache) FetchBranch(ctx context.Context, repo, token, branch string) (string, map[string]string, error) {
+	return c.Fetch(ctx, repo, token, []string{branch}, "")
+}
+
 // Fetch updates the cached repository with the given branches and makes
-// sure head is present. It returns the repository directory and the SHA
+// sure head (when not "") is present. It returns the repository directory and the SHA
 // of each fetched branch (missing branches are absent from the map).
 func (c *repoCache) Fetch(ctx context.Context, repo, token string, branches []string, head string) (string, map[string]string, error) {
 	if !repoNameRE.MatchString(repo) || strings.Contains(repo, "..") {
 		return "", nil, fmt.Errorf("refusing to fetch repository %q: not owner/name", repo)
 	}
-	if !shaRE.MatchString(head) {
+	if head != "" && !shaRE.MatchString(head) {
 		return "", nil, fmt.Errorf("refusing to fetch: head %q is not a full SHA", head)
 	}
 	unlock := c.lock(repo)
@@ -134,9 +139,15 @@ func (c *repoCache) Fetch(ctx context.Context, repo, token string, branches []st
 			shas[b] = s
 		}
 	}
+	if head == "" {
+		return dir, shas, nil
+	}
 	if _, err := c.git(ctx, dir, "", "cat-file", "-e", head+"^{commit}"); err != nil {
 		// Not reachable from the branch tips: ask for the commit itself.
 		_, _ = c.git(ctx, dir, token, "fetch", "-q", "--no-tags", "--no-write-fetch-head", url, head)
+		if head == "" {
+			return dir, shas, nil
+		}
 		if _, err := c.git(ctx, dir, "", "cat-file", "-e", head+"^{commit}"); err != nil {
 			return "", nil, fmt.Errorf("%w: %s@%s", ErrCommitGone, repo, head)
 		}

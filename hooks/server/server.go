@@ -29,8 +29,12 @@ type Deps struct {
 	Evaluator Evaluator
 	// Audit receives every decision before it is posted (required).
 	Audit Auditor
-	// Commands handles issue_comment commands; nil records them only.
+	// Commands handles issue_comment commands. When nil and Approvals is
+	// set, the built-in dispatcher (/approve-promotion, /recheck) is used;
+	// with neither, comments are only recorded in the audit log.
 	Commands commands.CommandHandler
+	// Approvals stores accepted approvals (gate/approval/sqlstore).
+	Approvals commands.ApprovalStore
 	// Ladder decides rungs (nil: the seed ladder).
 	Ladder *ladder.Ladder
 	Logger *slog.Logger
@@ -49,21 +53,22 @@ type metrics struct {
 // Server is `agentgate serve`: the webhook intake, the workers, the
 // reconciler and the operational endpoints.
 type Server struct {
-	cfg      *Config
-	st       *store.Store
-	app      *agh.App
-	queue    *webhook.Queue
-	intake   *webhook.Handler
-	eval     Evaluator
-	audit    Auditor
-	cmds     commands.CommandHandler
-	ladder   *ladder.Ladder
-	repos    *repoCache
-	serial   *serializer
-	log      *slog.Logger
-	registry *prometheus.Registry
-	metrics  metrics
-	started  atomic.Bool
+	cfg       *Config
+	st        *store.Store
+	app       *agh.App
+	queue     *webhook.Queue
+	intake    *webhook.Handler
+	eval      Evaluator
+	audit     Auditor
+	cmds      commands.CommandHandler
+	approvals commands.ApprovalStore
+	ladder    *ladder.Ladder
+	repos     *repoCache
+	serial    *serializer
+	log       *slog.Logger
+	registry  *prometheus.Registry
+	metrics   metrics
+	started   atomic.Bool
 }
 
 // New wires the server: migrations, River client and workers, GitHub App,
@@ -72,7 +77,7 @@ func New(ctx context.Context, cfg *Config, st *store.Store, deps Deps) (*Server,
 	if deps.Evaluator == nil || deps.Audit == nil {
 		return nil, errors.New("server: an evaluator and an audit log are required")
 	}
-	s := &Server{cfg: cfg, st: st, eval: deps.Evaluator, audit: deps.Audit, cmds: deps.Commands,
+	s := &Server{cfg: cfg, st: st, eval: deps.Evaluator, audit: deps.Audit, cmds: deps.Commands, approvals: deps.Approvals,
 		ladder: deps.Ladder, log: deps.Logger, registry: deps.Registry, serial: newSerializer()}
 	if s.ladder == nil {
 		s.ladder = ladder.MustSeed()

@@ -127,6 +127,11 @@ func baseEnv(t testing.TB, d *githubdouble.Double) map[string]string {
 
 func startApp(t *testing.T, eval server.Evaluator, tweak func(map[string]string)) *appEnv {
 	t.Helper()
+	return startAppWith(t, eval, tweak, nil)
+}
+
+func startAppWith(t *testing.T, eval server.Evaluator, tweak func(map[string]string), deps func(*appEnv, *server.Deps)) *appEnv {
+	t.Helper()
 	d := githubdouble.New(t)
 	d.AddInstallation(installation, repoName)
 	e := &appEnv{t: t, d: d, repo: newRepo(t, d), env: baseEnv(t, d)}
@@ -147,7 +152,11 @@ func startApp(t *testing.T, eval server.Evaluator, tweak func(map[string]string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv, err = server.New(ctx, cfg, e.st, server.Deps{Evaluator: eval, Audit: log, Logger: testLogger(t)})
+	dp := server.Deps{Evaluator: eval, Audit: log, Logger: testLogger(t)}
+	if deps != nil {
+		deps(e, &dp)
+	}
+	e.srv, err = server.New(ctx, cfg, e.st, dp)
 	if err != nil {
 		t.Fatal(err)
 	}
