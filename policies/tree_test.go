@@ -449,3 +449,32 @@ func TestSymlinkEscapesInTree(t *testing.T) {
 		})
 	}
 }
+
+func TestClaimedArtifacts(t *testing.T) {
+	tree := loadExampleTree(t)
+	pay := tree.Thread("services/payments")
+	root := tree.Thread(".")
+	for _, tc := range []struct {
+		glob  string
+		own   *ThreadDir
+		claim string // substring; "" = no claim
+	}{
+		{"services/payments/**", pay, ""}, // its own config.yaml is not "another thread's"
+		{"services/**/config.yaml", pay, "services/ledger/config.yaml"},
+		{"services/ledger/requirements.yaml", pay, "services/ledger/requirements.yaml"},
+		{"**", root, "services/ledger/config.yaml"},
+		{"docs/**", root, ""}, // an ordinary docs glob does not claim docs/CODEOWNERS
+		{"docs/CODEOWNERS", root, "docs/CODEOWNERS"},
+		{"**/CODEOWNERS", root, "CODEOWNERS"},
+		{".github/**", root, ".github/workflows/ci.yml"},
+		{".github/workflows/release.yml", root, ".github/workflows"},
+		{".agentgate/*.json", root, ".agentgate"},
+		{".gitleaks.toml", root, ".gitleaks.toml"},
+		{"internal/**/*.go", root, ""},
+	} {
+		got := tree.claimedArtifact(tc.glob, tc.own)
+		if (tc.claim == "") != (got == "") || !strings.Contains(got, tc.claim) {
+			t.Errorf("claimedArtifact(%q, %s) = %q, want %q", tc.glob, tc.own.Dir, got, tc.claim)
+		}
+	}
+}

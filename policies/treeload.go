@@ -310,12 +310,15 @@ func PlanAllows(plan *WorkPlan, thread *ThreadDir, p string) bool {
 	return within(p, thread.Dir) && !slices.ContainsFunc(thread.Nested, func(n string) bool { return within(p, n) })
 }
 
-// artifactSamples are concrete paths standing for the repository-level
-// policy artifacts when checking whether a glob claims one.
-var artifactSamples = []string{
-	PolicyFile, ".agentgate/config.yaml", ".gitleaks.toml", ".gitleaksignore",
-	".github/workflows/ci.yml", "CODEOWNERS", ".github/CODEOWNERS", "docs/CODEOWNERS",
-}
+// dirArtifactSamples stand for the directory-shaped repository policy
+// artifacts: a glob matching one claims the directory's files.
+var dirArtifactSamples = []string{PolicyFile, ".agentgate/config.yaml", ".github/workflows/ci.yml"}
+
+// fileArtifacts are single-file repository policy artifacts. A glob claims
+// one only by naming it: literally, or with a literal last element equal to
+// its name ("**/CODEOWNERS"); "docs/**" does not claim docs/CODEOWNERS, so
+// that an ordinary documentation thread is not refused.
+var fileArtifacts = []string{".gitleaks.toml", ".gitleaksignore", "CODEOWNERS", ".github/CODEOWNERS", "docs/CODEOWNERS"}
 
 func (t *Tree) checkThreadInTree(fsys fs.FS, l *loaded, probs *Problems) {
 	td := l.td
@@ -368,8 +371,14 @@ func (t *Tree) claimedArtifact(g string, own *ThreadDir) string {
 			}
 		}
 	}
-	for _, p := range artifactSamples {
-		if MatchGlob(g, p) || (!isLiteral(g) && within(staticPrefix(g), path.Dir(p)) && path.Dir(p) != ".") {
+	for _, p := range dirArtifactSamples {
+		if MatchGlob(g, p) || within(staticPrefix(g), path.Dir(p)) {
+			return p + ", a repository policy artifact"
+		}
+	}
+	last := g[strings.LastIndexByte(g, '/')+1:]
+	for _, p := range fileArtifacts {
+		if MatchGlob(g, p) && (isLiteral(g) || last == path.Base(p)) {
 			return p + ", a repository policy artifact"
 		}
 	}
