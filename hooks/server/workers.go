@@ -135,6 +135,9 @@ func (s *Server) handleDelivery(ctx context.Context, id string) error {
 	var targets []Target
 	switch e := ev.(type) {
 	case *gogithub.PushEvent:
+		if err := s.pushSecurity(ctx, d, e); err != nil {
+			return err
+		}
 		targets = s.pushTargets(d, e)
 	case *gogithub.PullRequestEvent:
 		targets = s.pullRequestTargets(d, e)
@@ -187,6 +190,24 @@ func (s *Server) pushTargets(d *webhook.Delivery, e *gogithub.PushEvent) []Targe
 		return nil
 	}
 	return []Target{{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, HeadRef: branch, HeadSHA: e.GetAfter(), BaseRef: r.Target}}
+}
+
+// pushSecurity applies the ladder's push rules to a push GitHub already
+// accepted: an agent identity outside agent/*, a force push or a deletion
+// of a ladder branch is recorded as a security event (it cannot be refused
+// after the fact; rulesets should have refused it).
+func (s *Server) pushSecurity(ctx context.Context, d *webhook.Delivery, e *gogithub.PushEvent) error {
+	u := ladder.RefUpdate{Ref: e.GetRef(), Old: e.GetBefore(), New: e.GetAfter(), FastForward: !e.GetForced(),
+		Pusher: ladder.Pusher{Login: e.GetSender().GetLogin(), Email: e.GetPusher().GetEmail()}}
+	dec := s.ladder.EvaluatePush(u, s.cfg.Agents)
+	if !dec.SecurityEvent() {
+		return nil
+	}
+	s.log.Warn("security event", "delivery_id", d.ID, "repo", d.Repo, "ref", u.Ref, "sha", u.New, "stop_reason", string(dec.Stop), "reason", dec.Reason)
+	payload, _ := json.Marshal(map[string]any{"delivery_id": d.ID, "ref": u.Ref, "before": u.Old, "after": u.New, "forced": e.GetForced(),
+		"pusher": u.Pusher.String(), "stop_reason": dec.Stop, "reason": dec.Reason})
+	_, err := s.audit.Append(ctx, audit.Event{Actor: u.Pusher.Login, Kind: "gate.security_event", Repo: d.Repo, SHA: u.New, Payload: json.RawMessage(payload)})
+	return err
 }
 
 func (s *Server) pullRequestTargets(d *webhook.Delivery, e *gogithub.PullRequestEvent) []Target {

@@ -353,3 +353,29 @@ func TestRetargetedPullRequestGetsCheckRunForNewTarget(t *testing.T) {
 		t.Fatalf("check runs = %d, want 2", n)
 	}
 }
+
+func TestPushSecurityEventsAreAudited(t *testing.T) {
+	e := startApp(t, server.EvaluatorFunc(verdictEvaluator), func(env map[string]string) {})
+	base := e.repo.tip("develop")
+	head := e.repo.commit("agent/sec", "success")
+	forced := func(branch string, force bool, sender string) []byte {
+		var m map[string]any
+		json.Unmarshal(pushPayload(t, branch, base, head), &m)
+		m["forced"] = force
+		m["sender"].(map[string]any)["login"] = sender
+		return mustJSON(m)
+	}
+	deliver(t, e.url, "push", newDeliveryID(), forced("main", true, "mallory"))       // force push to a ladder branch
+	deliver(t, e.url, "push", newDeliveryID(), forced("feature/ok", false, "mallory")) // not on the ladder: fine
+	waitFor(t, 20*time.Second, "security event in the audit log", func() bool {
+		var n int
+		e.st.DB().QueryRow(`SELECT count(*) FROM audit WHERE kind = 'gate.security_event' AND payload LIKE '%STOP_UNAUTHORIZED_ACCESS%'`).Scan(&n)
+		return n == 1
+	})
+	time.Sleep(500 * time.Millisecond)
+	var n int
+	e.st.DB().QueryRow(`SELECT count(*) FROM audit WHERE kind = 'gate.security_event'`).Scan(&n)
+	if n != 1 {
+		t.Fatalf("security events = %d, want 1", n)
+	}
+}
