@@ -185,6 +185,10 @@ func Generate(dir string, o Options) (*Repo, error) {
 		return nil, err
 	}
 	r.ChangedFiles = len(changed) + len(renamed) + o.Added
+	// Pack like a clone: loose objects would make every git command slow.
+	if err := g.git("repack", "-adq"); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
