@@ -365,7 +365,7 @@ func TestPushSecurityEventsAreAudited(t *testing.T) {
 		m["sender"].(map[string]any)["login"] = sender
 		return mustJSON(m)
 	}
-	deliver(t, e.url, "push", newDeliveryID(), forced("main", true, "mallory"))       // force push to a ladder branch
+	deliver(t, e.url, "push", newDeliveryID(), forced("main", true, "mallory"))        // force push to a ladder branch
 	deliver(t, e.url, "push", newDeliveryID(), forced("feature/ok", false, "mallory")) // not on the ladder: fine
 	waitFor(t, 20*time.Second, "security event in the audit log", func() bool {
 		var n int
