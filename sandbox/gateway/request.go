@@ -261,6 +261,7 @@ func countTokens(encoding string, margin float64, texts []string, images int64) 
 
 // outputTokensOf counts the output text a cut stream delivered.
 func outputTokensOf(encoding string, margin float64, m *meter) int64 {
+	m.decodeKept()
 	n, err := countTokens(encoding, margin, []string{m.text.String()}, 0)
 	if err != nil {
 		n = m.textBytes // one token per byte is a hard upper bound for byte-level BPE

@@ -37,6 +37,9 @@ type meter struct {
 
 	text      strings.Builder // output text so far, for a cut stream
 	textBytes int64           // output text bytes seen, including what was not kept
+	kept      [][]byte        // content events, decoded only if the stream is cut
+	keptBytes int
+	decoded   bool
 
 	line     []byte // partial SSE line
 	skipLine bool   // the current line is over maxSSELine
@@ -113,14 +116,66 @@ func (m *meter) dispatch() {
 		m.terminal = true
 		return
 	}
+	// Fast path: most events are content deltas that carry no usage. They
+	// are kept raw and decoded only if the stream ends without usage.
 	switch m.api {
 	case APIChat:
-		m.chatChunk(d)
+		if hasUsageObject(d) || bytes.Contains(d, []byte(`"error"`)) {
+			m.chatChunk(d)
+			return
+		}
 	case APIResponses:
-		m.responsesEvent(d)
+		if !bytes.Contains(d, []byte(`.delta"`)) {
+			m.responsesEvent(d)
+			return
+		}
 	case APIMessages:
-		m.messagesEvent(d)
+		if !bytes.Contains(d, []byte(`"content_block_delta"`)) {
+			m.messagesEvent(d)
+			return
+		}
 	}
+	m.keep(d)
+}
+
+// hasUsageObject reports whether a chunk may carry a usage object (not the
+// "usage":null every OpenAI chunk has). Inside JSON strings quotes are
+// escaped, so text cannot fake the key.
+func hasUsageObject(d []byte) bool {
+	i := bytes.Index(d, []byte(`"usage"`))
+	if i < 0 {
+		return false
+	}
+	rest := bytes.TrimLeft(d[i+len(`"usage"`):], " \t\r\n:")
+	return !bytes.HasPrefix(rest, []byte("null"))
+}
+
+func (m *meter) keep(d []byte) {
+	if m.keptBytes+len(d) > maxCapturedText {
+		m.textBytes += int64(len(d)) // counted, not kept: one token per byte at most
+		return
+	}
+	m.kept = append(m.kept, bytes.Clone(d))
+	m.keptBytes += len(d)
+}
+
+// decodeKept extracts the output text of the kept content events.
+func (m *meter) decodeKept() {
+	if m.decoded {
+		return
+	}
+	m.decoded = true
+	for _, d := range m.kept {
+		switch m.api {
+		case APIChat:
+			m.chatChunk(d)
+		case APIResponses:
+			m.responsesEvent(d)
+		case APIMessages:
+			m.messagesEvent(d)
+		}
+	}
+	m.kept = nil
 }
 
 // finish flushes a last event that was not followed by a blank line and, for
