@@ -612,3 +612,12 @@ func (d *Darwin) Rollback(ctx context.Context, id SnapshotID) error {
 }
 
 var _ Driver = (*Darwin)(nil)
+
+// ProbeDarwin reports the macOS layers without a policy (for `agentgate
+// sandbox probe`).
+func ProbeDarwin(ctx context.Context, launcher string) Capabilities {
+	d := &Darwin{opts: DarwinOptions{Exec: OSExecutor{}, Launcher: launcher,
+		Exists: func(p string) bool { _, err := os.Stat(p); return err == nil }}}
+	c, _ := d.Probe(ctx)
+	return c
+}

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -53,6 +54,7 @@ type sandboxFlags struct {
 	user     string
 	group    string
 	size     string
+	uid, gid int
 }
 
 const defaultPinsFile = "/etc/agentgate/wrappers.sha256"
@@ -67,12 +69,14 @@ func (f *sandboxFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.user, "user", sandbox.DefaultUser, "dedicated system user the agent runs as")
 	fl.StringVar(&f.group, "group", sandbox.DefaultGroup, "dedicated system group")
 	fl.StringVar(&f.size, "size", "2Gi", "volume size when the image is created")
+	fl.IntVar(&f.uid, "uid", 480, "macOS only: UniqueID of the hidden sandbox user (below 500)")
+	fl.IntVar(&f.gid, "gid", 480, "macOS only: PrimaryGroupID of the hidden sandbox group (below 500)")
 }
 
 var sandboxNameRE = regexp.MustCompile(`[^a-z0-9-]+`)
 
 // load builds the policy and the Linux driver from the thread directory.
-func (f *sandboxFlags) load() (sandbox.Policy, *policies.WorkPlan, *policies.Thread, *sandbox.Linux, error) {
+func (f *sandboxFlags) load() (sandbox.Policy, *policies.WorkPlan, *policies.Thread, sandboxDriver, error) {
 	var zero sandbox.Policy
 	if f.thread == "" {
 		return zero, nil, nil, nil, withCode(exitInvalid, errors.New("sandbox: --thread DIR is required (the thread's config.yaml sets the policy)"))
@@ -118,18 +122,38 @@ func (f *sandboxFlags) load() (sandbox.Policy, *policies.WorkPlan, *policies.Thr
 	if err != nil {
 		return zero, nil, nil, nil, withCode(exitInvalid, fmt.Errorf("sandbox: %w", err))
 	}
+	if runtime.GOOS == "darwin" {
+		pol.Volume.FS = "apfs"
+		pol.Volume.Image = strings.TrimSuffix(pol.Volume.Image, ".img") + ".sparseimage"
+	}
 	if f.image != "" {
 		pol.Volume.Image = filepath.Clean(f.image)
-		if err := pol.Validate(); err != nil {
-			return zero, nil, nil, nil, withCode(exitInvalid, fmt.Errorf("sandbox: --image: %w", err))
-		}
 	}
-	d, err := sandbox.NewLinux(pol, sandbox.LinuxOptions{})
-	if err != nil {
-		return zero, nil, nil, nil, withCode(exitFail, err)
+	if err := pol.Validate(); err != nil {
+		return zero, nil, nil, nil, withCode(exitInvalid, fmt.Errorf("sandbox: %w", err))
+	}
+	var d sandboxDriver
+	if runtime.GOOS == "darwin" {
+		exe, err := os.Executable()
+		if err != nil {
+			return zero, nil, nil, nil, withCode(exitFail, err)
+		}
+		d, err = sandbox.NewDarwin(pol, sandbox.DarwinOptions{UID: f.uid, GID: f.gid, Launcher: exe})
+		if err != nil {
+			return zero, nil, nil, nil, withCode(exitFail, err)
+		}
+	} else {
+		ld, err := sandbox.NewLinux(pol, sandbox.LinuxOptions{})
+		if err != nil {
+			return zero, nil, nil, nil, withCode(exitFail, err)
+		}
+		d = ld
 	}
 	return pol, plan, th, d, nil
 }
+
+// sandboxDriver is what the commands use of a driver.
+type sandboxDriver = sandbox.Driver
 
 func newSandboxCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -175,6 +199,10 @@ required: the exit status is 1 when one is missing, and "sandbox run" would refu
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			caps := sandbox.ProbeLinux()
+			if runtime.GOOS == "darwin" {
+				exe, _ := os.Executable()
+				caps = sandbox.ProbeDarwin(cmd.Context(), exe)
+			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
