@@ -36,7 +36,7 @@ Exit status: 0 approved, 1 refused (the reason is printed), 2 bad input.`,
 				return withCode(exitInvalid, errors.New("approve: --repo, --rung, --sha and --as are required"))
 			}
 			ctx := cmd.Context()
-			f, log, closeFn, err := openForge(ctx, repo, dsn, keyRef)
+			f, log, closeFn, err := openForge(ctx, repo, dsn, keyRef, forgeOptions{})
 			if err != nil {
 				return withCode(exitInvalid, fmt.Errorf("approve: %w", err))
 			}

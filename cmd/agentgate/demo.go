@@ -146,7 +146,10 @@ func (d *demo) run(ctx context.Context) bool {
 	for _, s := range steps {
 		d.step++
 		fmt.Fprintf(d.out, "\n%d. %s\n", d.step, s.title)
-		if err := s.fn(ctx); err != nil {
+		stepStart := time.Now()
+		err := s.fn(ctx)
+		fmt.Fprintf(d.out, "   (%.1fs)\n", time.Since(stepStart).Seconds())
+		if err != nil {
 			d.failures = append(d.failures, fmt.Sprintf("step %d: %v", d.step, err))
 			fmt.Fprintf(d.out, "   UNEXPECTED: %v\n", err)
 			if d.step == 1 {
@@ -203,10 +206,13 @@ func (d *demo) agentPush(ctx context.Context) error {
 	if _, err := d.git(ctx, d.work, nil, "checkout", "-q", "-b", demoBranch); err != nil {
 		return err
 	}
-	if err := appendFile(filepath.Join(d.work, "services/ledger/ledger.go"), "\n// Postings are immutable once accepted: a correction is a new posting\n// that reverses the old one, never an edit.\n"); err != nil {
+	if err := appendFile(filepath.Join(d.work, "services/ledger/ledger.go"), demoLedgerCode); err != nil {
 		return err
 	}
-	if err := d.commitAll(ctx, demoAgent, demoAgentMail, "ledger: document that postings are immutable", demoPlan, 1); err != nil {
+	if err := appendFile(filepath.Join(d.work, "services/ledger/ledger_test.go"), demoLedgerTest); err != nil {
+		return err
+	}
+	if err := d.commitAll(ctx, demoAgent, demoAgentMail, "ledger: count accepted postings", demoPlan, 1); err != nil {
 		return err
 	}
 	return d.push(ctx, demoAgent, true, "HEAD:refs/heads/"+demoBranch,
@@ -338,6 +344,29 @@ func (d *demo) verify(ctx context.Context) error {
 	d.say("The hash chain is intact, its signed checkpoints verify, and each rung's attestation verifies with the gate's public key.")
 	return nil
 }
+
+// The agent's in-scope change: a small feature with its test.
+const demoLedgerCode = `
+// Postings returns how many postings the ledger has accepted.
+func (l *Ledger) Postings() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.postings
+}
+`
+
+const demoLedgerTest = `
+func TestPostingsCountsAcceptedPostingsOnly(t *testing.T) {
+	l := New()
+	if err := l.Post(Entry{"cash", usd(500)}, Entry{"revenue", usd(-500)}); err != nil {
+		t.Fatal(err)
+	}
+	_ = l.Post(Entry{"cash", usd(1)})
+	if got := l.Postings(); got != 1 {
+		t.Fatalf("Postings() = %d, want 1", got)
+	}
+}
+`
 
 // --- helpers ----------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/agentgate/agentgate/gate/approval/sqlstore"
 	"github.com/agentgate/agentgate/gate/audit"
@@ -29,11 +30,16 @@ func defaultForgeKey(repo string) string {
 
 // forgeExtras lets wiring files plug the checks engine and the budget
 // ledger into the forge (kept apart so each follows its package).
-var forgeExtras []func(ctx context.Context, f *forge.Forge, st *store.Store, log *audit.Log) error
+var forgeExtras []func(ctx context.Context, f *forge.Forge, st *store.Store, log *audit.Log, o forgeOptions) error
+
+// forgeOptions are the hook's own settings.
+type forgeOptions struct {
+	checks []string // checks the develop rung runs (default: all of agentgate check's)
+}
 
 // openForge opens a bare repository's forge: store, audit log (checkpoints
 // signed with the gate key), approvals, evaluations and attestations.
-func openForge(ctx context.Context, repo, dsn, keyRef string) (*forge.Forge, *audit.Log, func(), error) {
+func openForge(ctx context.Context, repo, dsn, keyRef string, o forgeOptions) (*forge.Forge, *audit.Log, func(), error) {
 	abs, err := filepath.Abs(repo)
 	if err != nil {
 		return nil, nil, nil, err
@@ -76,7 +82,7 @@ func openForge(ctx context.Context, repo, dsn, keyRef string) (*forge.Forge, *au
 		Attester: &forge.FileAttester{Dir: filepath.Join(forgeState(abs), "attestations"), Signer: signer},
 	}
 	for _, extra := range forgeExtras {
-		if err := extra(ctx, f, st, log); err != nil {
+		if err := extra(ctx, f, st, log, o); err != nil {
 			closeAll()
 			return nil, nil, nil, err
 		}
@@ -116,6 +122,7 @@ command should set; locally, whoever can write the repository is trusted.`,
 func newHooksInstallCmd() *cobra.Command {
 	var repo, dsn, keyRef, binary string
 	var force bool
+	var checkList []string
 	cmd := &cobra.Command{
 		Use:   "install --repo PATH.git",
 		Short: "Install the pre-receive hook into a bare repository",
@@ -159,6 +166,9 @@ branches only move by promotion.`,
 				}
 			}
 			args := []string{"--key", keyRef}
+			if len(checkList) > 0 {
+				args = append(args, "--checks", strings.Join(checkList, ","))
+			}
 			if dsn != "" {
 				if !filepath.IsAbs(dsn) && !hasScheme(dsn) {
 					if dsn, err = filepath.Abs(dsn); err != nil {
@@ -169,7 +179,7 @@ branches only move by promotion.`,
 			}
 			// Open once now, so that a bad database or key fails here rather than
 			// on the first push.
-			_, _, closeFn, err := openForge(cmd.Context(), abs, dsn, keyRef)
+			_, _, closeFn, err := openForge(cmd.Context(), abs, dsn, keyRef, forgeOptions{checks: checkList})
 			if err != nil {
 				return withCode(exitInvalid, fmt.Errorf("hooks install: %w", err))
 			}
@@ -187,6 +197,7 @@ branches only move by promotion.`,
 	cmd.Flags().StringVar(&keyRef, "key", "", "gate signing key (default: a new key in PATH.git/agentgate/)")
 	cmd.Flags().StringVar(&binary, "binary", "", "agentgate binary the hook runs (default: this one)")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing pre-receive hook agentgate did not write")
+	cmd.Flags().StringSliceVar(&checkList, "checks", nil, "checks the develop rung runs on agent pushes (default: all of agentgate check's)")
 	return cmd
 }
 
@@ -201,6 +212,7 @@ func hasScheme(s string) bool {
 
 func newHooksPreReceiveCmd() *cobra.Command {
 	var repo, dsn, keyRef string
+	var checkList []string
 	cmd := &cobra.Command{
 		Use:   "pre-receive --repo PATH.git",
 		Short: "Evaluate a push (run by the installed git hook)",
@@ -216,7 +228,7 @@ as a GitHub Enterprise Server pre-receive hook script.`,
 				return withCode(exitInvalid, errors.New("hooks pre-receive: --repo PATH.git is required"))
 			}
 			ctx := cmd.Context()
-			f, log, closeFn, err := openForge(ctx, repo, dsn, keyRef)
+			f, log, closeFn, err := openForge(ctx, repo, dsn, keyRef, forgeOptions{checks: checkList})
 			if err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "agentgate: REFUSED: the gate cannot start (%v); push refused (fail closed)\n", err)
 				return withCode(exitFail, nil)
@@ -235,5 +247,6 @@ as a GitHub Enterprise Server pre-receive hook script.`,
 	cmd.Flags().StringVar(&repo, "repo", "", "the bare repository (PATH.git)")
 	cmd.Flags().StringVar(&dsn, "db", "", "database (default PATH.git/agentgate/agentgate.db)")
 	cmd.Flags().StringVar(&keyRef, "key", "", "gate signing key (default PATH.git/agentgate/agentgate.key)")
+	cmd.Flags().StringSliceVar(&checkList, "checks", nil, "checks the develop rung runs (default: all of agentgate check's)")
 	return cmd
 }

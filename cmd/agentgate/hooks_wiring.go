@@ -18,8 +18,13 @@ import (
 )
 
 func init() {
-	forgeExtras = append(forgeExtras, func(ctx context.Context, f *forge.Forge, st *store.Store, log *audit.Log) error {
-		f.Checker = engineChecker{}
+	forgeExtras = append(forgeExtras, func(ctx context.Context, f *forge.Forge, st *store.Store, log *audit.Log, o forgeOptions) error {
+		for _, n := range o.checks {
+			if _, ok := checkRegistry[n]; !ok {
+				return fmt.Errorf("unknown check %q; available: %s", n, checkNamesList())
+			}
+		}
+		f.Checker = engineChecker{names: o.checks}
 		l, err := budget.NewStoreLedger(ctx, st, budget.AuditLog{Log: log, Repo: f.Repo})
 		if err != nil {
 			return fmt.Errorf("open the budget ledger: %w", err)
@@ -31,12 +36,18 @@ func init() {
 
 // engineChecker runs `agentgate check`'s default set of checks through the
 // checks engine for the forge.
-type engineChecker struct{}
+type engineChecker struct {
+	names []string // the checks to run; empty means all of agentgate check's
+}
 
-func (engineChecker) Check(ctx context.Context, repo, base, head, planPath string) (*forge.CheckOutcome, error) {
+func (e engineChecker) Check(ctx context.Context, repo, base, head, planPath string) (*forge.CheckOutcome, error) {
 	o := &checkOptions{repo: repo, base: base, head: head, timeout: engine.DefaultTimeout}
 	var list []checks.Check
-	for _, n := range checkNames {
+	names := e.names
+	if len(names) == 0 {
+		names = checkNames
+	}
+	for _, n := range names {
 		c, err := checkRegistry[n](o)
 		if err != nil {
 			return nil, fmt.Errorf("set up check %s: %w", n, err)

@@ -291,3 +291,26 @@ func FuzzTrailers(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkEvaluatePush(b *testing.B) {
+	l := MustSeed()
+	agents := []policies.AgentIdentity{{Login: "agent-bot"}, {Email: "a@b"}}
+	u := RefUpdate{Ref: "refs/heads/main", Old: shaA, New: shaB, FastForward: true, Pusher: Pusher{Login: "alice"}}
+	for b.Loop() {
+		if d := l.EvaluatePush(u, agents); d.Action != Promote {
+			b.Fatal(d.Reason)
+		}
+	}
+}
+
+func BenchmarkCheckTrailers(b *testing.B) {
+	var cs []Commit
+	for i := range 100 {
+		cs = append(cs, Commit{SHA: strings.Repeat("a", 40), Message: "subject\n\nbody line\n\nPlan-Id: p-1\nIteration: " + string(rune('1'+i%9))})
+	}
+	for b.Loop() {
+		if o := CheckTrailers(cs, "p-1"); !o.Satisfied {
+			b.Fatal(o.Detail)
+		}
+	}
+}

@@ -102,3 +102,13 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParse(b *testing.B) {
+	body := strings.Repeat("Some review text with `code` and > quotes.\n```\n/approve-promotion\n```\n", 700) + "/approve-promotion abcdef1\n"
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if len(Parse(body)) != 1 {
+			b.Fatal("command not found")
+		}
+	}
+}

@@ -54,11 +54,13 @@ const (
 // server is a bare repository with the example project on main, develop and
 // staging, the hook installed, and a clone to push from.
 type server struct {
-	t          *testing.T
+	t          testing.TB
 	bare, work string
 }
 
-func newServer(t *testing.T) *server {
+func newServer(t *testing.T) *server { return newServerTB(t) }
+
+func newServerTB(t testing.TB) *server {
 	t.Helper()
 	root := t.TempDir()
 	s := &server{t: t, bare: filepath.Join(root, "origin.git"), work: filepath.Join(root, "work")}
@@ -70,7 +72,9 @@ func newServer(t *testing.T) *server {
 	s.git(s.work, nil, "branch", "-M", "main")
 	s.git(s.work, nil, "remote", "add", "origin", s.bare)
 	s.git(s.work, nil, "push", "-q", "origin", "main:main", "main:develop", "main:staging")
-	if out, err := s.agentgate("hooks", "install", "--repo", s.bare); err != nil {
+	// The fast checks: the full default set (tests, vuln, static) runs in
+	// cmd/agentgate's demo test.
+	if out, err := s.agentgate("hooks", "install", "--repo", s.bare, "--checks", "scope,secrets"); err != nil {
 		t.Fatalf("hooks install: %v\n%s", err, out)
 	}
 	return s
@@ -185,7 +189,7 @@ func (s *server) auditKinds() string {
 	return out
 }
 
-func copyDir(t *testing.T, src, dst string) {
+func copyDir(t testing.TB, src, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(src, func(p string, e os.DirEntry, err error) error {
 		if err != nil {
@@ -439,4 +443,20 @@ func FuzzParseUpdates(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkPreReceiveAgentPush measures one `git push` of an agent branch
+// through the hook: process start, store, develop rung (scope and secrets
+// checks, trailers, policy), attestation signing and audit.
+func BenchmarkPreReceiveAgentPush(b *testing.B) {
+	s := newServerTB(b)
+	s.git(s.work, nil, "checkout", "-q", "-b", branch)
+	s.agentCommit("bench", 1)
+	i := 0
+	for b.Loop() {
+		i++
+		if out, ok := s.push(agent, fmt.Sprintf("HEAD:refs/heads/agent/b%d", i)); !ok {
+			b.Fatalf("push refused:\n%s", out)
+		}
+	}
 }
