@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 )
 
 // DownloadModules fills the module cache with the dependencies of the
@@ -36,4 +37,22 @@ func DownloadModules(ctx context.Context, dir string) error {
 		return fmt.Errorf("go mod download in %s: %w: %s (the module's dependencies must be downloadable through the Go module proxy)", dir, err, Tail(stderr.Bytes(), 1500))
 	}
 	return nil
+}
+
+var (
+	goVersionOnce sync.Once
+	goVersion     string
+)
+
+// GoVersion is the version of the go command on PATH (`go env GOVERSION`),
+// part of every cache key whose results depend on the toolchain.
+func GoVersion() string {
+	goVersionOnce.Do(func() {
+		out, err := exec.Command("go", "env", "GOVERSION").Output()
+		goVersion = strings.TrimSpace(string(out))
+		if err != nil || goVersion == "" {
+			goVersion = "unknown"
+		}
+	})
+	return goVersion
 }

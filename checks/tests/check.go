@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -260,7 +259,7 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 		baseSHA = s.Base
 	}
 	store := basecache.Store{Dir: filepath.Join(root, "tests-base")}
-	key := basecache.Key(baseSHA, mod, strings.Join(p.command, "\x00"), goVersion())
+	key := basecache.Key(baseSHA, mod, strings.Join(p.command, "\x00"), gopkgs.GoVersion())
 	var base record
 	cached := store.Get(key, &base)
 	if !cached {
@@ -507,25 +506,4 @@ func resolvePackage(g *gopkgs.Graph, spec, headDir string) *gopkgs.Package {
 		}
 	}
 	return found
-}
-
-func execOutput(name string, args ...string) (string, error) {
-	out, err := exec.Command(name, args...).Output()
-	return string(out), err
-}
-
-var goVersionCache string
-
-// goVersion is the toolchain version the tests run with (part of the base
-// cache key).
-func goVersion() string {
-	if goVersionCache != "" {
-		return goVersionCache
-	}
-	out, err := execOutput("go", "env", "GOVERSION")
-	if err != nil {
-		return "unknown"
-	}
-	goVersionCache = strings.TrimSpace(out)
-	return goVersionCache
 }

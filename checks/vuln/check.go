@@ -45,8 +45,8 @@ type Config struct {
 	// (vulndb.PinnedVersion by default).
 	DBVersion string
 	// CacheDir is the root cache directory (basecache.DefaultRoot() when
-	// empty); the database lives in CacheDir/vulndb, base results in
-	// CacheDir/vuln-base.
+	// empty); the database lives in CacheDir/vulndb, scan results (by
+	// commit) in CacheDir/vuln-scans.
 	CacheDir string
 	// Timeout bounds each scan (DefaultTimeout when 0).
 	Timeout time.Duration
@@ -71,6 +71,8 @@ type scanRecord struct {
 	Missing bool   `json:"missing,omitempty"` // the module does not exist at base
 	Error   string `json:"error,omitempty"`   // the base scan failed
 	Scan    *Scan  `json:"scan,omitempty"`
+	// Isolation is what confined the scan that produced Scan.
+	Isolation string `json:"isolation,omitempty"`
 }
 
 // Run implements checks.Check.
@@ -122,27 +124,39 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 	if baseSHA == "" {
 		baseSHA = s.Base
 	}
-	store := basecache.Store{Dir: filepath.Join(c.cacheRoot(), "vuln-base")}
+	store := basecache.Store{Dir: filepath.Join(c.cacheRoot(), "vuln-scans")}
 	var baseDir string // exported lazily
 	var head, base []Vuln
 	var baseNotes []string
 	for _, mod := range mods {
-		if c.cfg.DownloadModules {
-			if err := gopkgs.DownloadModules(ctx, filepath.Join(headDir, filepath.FromSlash(mod))); err != nil {
-				return fail("%v", err)
+		modDir := filepath.Join(headDir, filepath.FromSlash(mod))
+		// Scans are cached by commit too: a re-check of the same head (after
+		// an approval, a policy change on base) does not scan again.
+		headKey := basecache.Key(s.Head, mod, db.Version, scannerVersion(), gopkgs.GoVersion())
+		var hrec scanRecord
+		if !store.Get(headKey, &hrec) || hrec.Scan == nil {
+			if c.cfg.DownloadModules {
+				if err := gopkgs.DownloadModules(ctx, modDir); err != nil {
+					return fail("%v", err)
+				}
 			}
+			sc, iso, err := c.scan(ctx, db, modDir)
+			if err != nil {
+				return fail("govulncheck on head module %s: %v", mod, err)
+			}
+			hrec = scanRecord{Scan: sc, Isolation: iso}
+			_ = store.Put(headKey, hrec)
+		} else {
+			res.Details["head_cached"] = true
 		}
-		hs, iso, err := c.scan(ctx, db, filepath.Join(headDir, filepath.FromSlash(mod)))
-		if err != nil {
-			return fail("govulncheck on head module %s: %v", mod, err)
-		}
-		res.Details["isolation"] = iso
+		res.Details["isolation"] = hrec.Isolation
+		hs := hrec.Scan
 		if s := hs.GoVersion; s != "" {
 			res.Details["go_version"] = s
 		}
 		head = append(head, prefixPaths(hs.Vulns, mod)...)
 
-		key := basecache.Key(baseSHA, mod, db.Version, scannerVersion(), hs.GoVersion)
+		key := basecache.Key(baseSHA, mod, db.Version, scannerVersion(), gopkgs.GoVersion())
 		var rec scanRecord
 		if baseSHA == "" || !store.Get(key, &rec) {
 			if baseSHA == "" {
@@ -299,11 +313,11 @@ func (c *Check) scanBase(ctx context.Context, db vulndb.Info, dir string) scanRe
 			return scanRecord{Error: err.Error()}
 		}
 	}
-	sc, _, err := c.scan(ctx, db, dir)
+	sc, iso, err := c.scan(ctx, db, dir)
 	if err != nil {
 		return scanRecord{Error: err.Error()}
 	}
-	return scanRecord{Scan: sc}
+	return scanRecord{Scan: sc, Isolation: iso}
 }
 
 // Policy is the effective vulnerability policy.
