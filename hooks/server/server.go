@@ -215,7 +215,13 @@ func (s *Server) Run(ctx context.Context, l net.Listener, grace time.Duration) e
 	_ = srv.Shutdown(sctx)
 	s.started.Store(false)
 	if err := s.queue.Stop(sctx); err != nil {
-		s.log.Warn("jobs still running at the end of the grace period were cancelled; they will be retried", "err", err)
+		// Hand the unfinished jobs back rather than leaving them "running"
+		// until the rescuer notices: cancelled jobs are retried at once on
+		// the next start.
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err2 := s.queue.StopAndCancel(cctx)
+		ccancel()
+		s.log.Warn("jobs still running at the end of the grace period were cancelled; they will be retried", "err", err, "cancel_err", err2)
 	}
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil

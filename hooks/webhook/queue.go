@@ -76,6 +76,7 @@ type Queue struct {
 	record func(ctx context.Context, d *Delivery, enqueue bool) (bool, error)
 	start  func(ctx context.Context) error
 	stop   func(ctx context.Context) error
+	cancel func(ctx context.Context) error
 }
 
 // MigrateAll applies River's migrations and this package's own.
@@ -132,7 +133,7 @@ func NewQueue(st *store.Store, cfg *river.Config) (*Queue, error) {
 		if err != nil {
 			return nil, fmt.Errorf("webhook: create the job queue client: %w", err)
 		}
-		q.start, q.stop = c.Start, c.Stop
+		q.start, q.stop, q.cancel = c.Start, c.Stop, c.StopAndCancel
 		q.insert = func(ctx context.Context, args river.JobArgs) error {
 			_, err := c.Insert(ctx, args, jobOpts)
 			return err
@@ -163,7 +164,7 @@ func NewQueue(st *store.Store, cfg *river.Config) (*Queue, error) {
 		if err != nil {
 			return nil, fmt.Errorf("webhook: create the job queue client: %w", err)
 		}
-		q.start, q.stop = c.Start, c.Stop
+		q.start, q.stop, q.cancel = c.Start, c.Stop, c.StopAndCancel
 		q.insert = func(ctx context.Context, args river.JobArgs) error {
 			_, err := c.Insert(ctx, args, jobOpts)
 			return err
@@ -198,6 +199,10 @@ func (q *Queue) Start(ctx context.Context) error { return q.start(ctx) }
 
 // Stop waits for running jobs to finish (until ctx ends), then stops.
 func (q *Queue) Stop(ctx context.Context) error { return q.stop(ctx) }
+
+// StopAndCancel cancels running jobs' contexts and waits for them to
+// return; River records them as retryable, so the next start runs them.
+func (q *Queue) StopAndCancel(ctx context.Context) error { return q.cancel(ctx) }
 
 // ErrUnknownDelivery means no delivery with that id was recorded.
 var ErrUnknownDelivery = errors.New("webhook: unknown delivery")

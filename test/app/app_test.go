@@ -379,3 +379,37 @@ func TestPushSecurityEventsAreAudited(t *testing.T) {
 		t.Fatalf("security events = %d, want 1", n)
 	}
 }
+
+// TestGracefulShutdownReturnsInFlightJob: a job still running when the
+// grace period ends is cancelled and handed back (retryable, so the next
+// start runs it at once) instead of waiting for the stuck-job rescuer.
+func TestGracefulShutdownReturnsInFlightJob(t *testing.T) {
+	ev := &blockingEvaluator{started: make(chan struct{})}
+	e := startApp(t, ev, nil)
+	base := e.repo.tip("develop")
+	head := e.repo.commit("agent/shutdown", "success")
+	ev.block = head
+	if code := deliver(t, e.url, "push", newDeliveryID(), pushPayload(t, "agent/shutdown", base, head)); code != 202 {
+		t.Fatal(code)
+	}
+	select {
+	case <-ev.started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("evaluation never started")
+	}
+	start := time.Now()
+	e.stop() // grace is 5s in the harness
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("shutdown took %v", d)
+	}
+	var state string
+	if err := e.st.DB().QueryRow(`SELECT state FROM river_job WHERE kind = 'github_delivery'`).Scan(&state); err != nil {
+		t.Fatal(err)
+	}
+	if state != "retryable" && state != "available" {
+		t.Fatalf("job state after shutdown = %s, want retryable", state)
+	}
+	if n := len(runsOn(e.d, head)); n != 0 {
+		t.Fatalf("check runs = %d", n)
+	}
+}
