@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -126,6 +127,35 @@ func (s *serializer) acquire(ctx context.Context, key, head string) (context.Con
 	}, nil
 }
 
+// crossReplicaLock serialises evaluations of one key across replicas on
+// PostgreSQL with a session advisory lock held for the evaluation. SQLite
+// deployments are a single process, where the serializer suffices.
+func (s *Server) crossReplicaLock(ctx context.Context, key string) (func(), error) {
+	pool := s.st.Pool()
+	if pool == nil {
+		return func() {}, nil
+	}
+	h := sha256.Sum256([]byte("agentgate-eval\x00" + key))
+	id := int64(binary.BigEndian.Uint64(h[:8]))
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("acquire a database connection for the evaluation lock: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", id); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("take the evaluation lock for %s: %w", key, err)
+	}
+	return func() {
+		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", id); err != nil {
+			// Closing the session releases the lock for certain.
+			_ = conn.Conn().Close(uctx)
+		}
+		conn.Release()
+	}, nil
+}
+
 // currentHead reads the head the target refers to now: the PR's head (and
 // its base must still be the target), or the branch tip. "" means gone.
 func currentHead(ctx context.Context, c *agh.Client, t Target) (string, error) {
@@ -174,6 +204,11 @@ func (s *Server) evaluate(ctx context.Context, t Target) error {
 		return err
 	}
 	defer release()
+	unlock, err := s.crossReplicaLock(ectx, t.key())
+	if err != nil {
+		return superseded(ectx, err)
+	}
+	defer unlock()
 
 	token, err := client.Token(ectx)
 	if err != nil {
