@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -92,22 +91,44 @@ func Scan(ctx context.Context, repo, base, mergeBase, head string) ([]checks.Fin
 		if !gitcli.IsSHA(sha) {
 			return nil, st, fmt.Errorf("commit %q is not a resolved SHA; the engine must verify the range first", sha)
 		}
-		if _, err := gitcli.VerifyCommit(ctx, repo, sha); err != nil {
-			return nil, st, fmt.Errorf("verify %s: %w", sha, err)
-		}
 	}
+	if err := gitcli.VerifyCommits(ctx, repo, base, mergeBase, head); err != nil {
+		return nil, st, err
+	}
+	// What git says was added, and the commits, are read while the scan
+	// runs; the scan must then account for every added line.
+	var (
+		changes  []gitcli.Change
+		diffErr  error
+		commits  []gitcli.Commit
+		logErr   error
+		logDone  = make(chan struct{})
+		diffDone = make(chan struct{})
+	)
+	go func() {
+		defer close(diffDone)
+		changes, diffErr = gitcli.Diff(ctx, repo, mergeBase, head)
+	}()
+	go func() {
+		defer close(logDone)
+		commits, logErr = gitcli.Log(ctx, repo, mergeBase, head)
+	}()
+	wait := func() { <-diffDone; <-logDone }
+
 	// Policy from the base commit only.
-	repoTOML, err := gitcli.ReadFile(ctx, repo, base, ConfigFile, maxPolicyFile)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	files, err := gitcli.ReadFiles(ctx, repo, base, []string{ConfigFile, IgnoreFile}, maxPolicyFile)
+	if err != nil {
+		wait()
+		return nil, st, fmt.Errorf("read the gitleaks config from base: %w", err)
+	}
+	repoTOML, hasConfig := files[ConfigFile]
+	st.RepoConfig = hasConfig
+	if !hasConfig {
 		repoTOML = nil
-	case err != nil:
-		return nil, st, fmt.Errorf("read %s from base: %w", ConfigFile, err)
-	default:
-		st.RepoConfig = true
 	}
 	cfg, err := Config(repoTOML)
 	if err != nil {
+		wait()
 		return nil, st, fmt.Errorf("load the gitleaks rules (fix %s on the base branch): %w", ConfigFile, err)
 	}
 	st.Rules = len(cfg.Rules)
@@ -116,41 +137,37 @@ func Scan(ctx context.Context, repo, base, mergeBase, head string) ([]checks.Fin
 	d.Redact = 100
 	d.IgnoreGitleaksAllow = true
 	d.MaxArchiveDepth = 0
-	ignore, err := gitcli.ReadFile(ctx, repo, base, IgnoreFile, maxPolicyFile)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return nil, st, fmt.Errorf("read %s from base: %w", IgnoreFile, err)
-	default:
+	if ignore, ok := files[IgnoreFile]; ok {
 		st.IgnoreFile = true
 		if err := addIgnore(d, ignore); err != nil {
+			wait()
 			return nil, st, err
 		}
 	}
 
-	// What git says was added: the scan must account for every line.
-	changes, err := gitcli.Diff(ctx, repo, mergeBase, head)
+	src := &changeSource{repo: repo, from: mergeBase, head: head, commits: func() ([]gitcli.Commit, error) {
+		<-logDone
+		return commits, logErr
+	}}
+	found, err := d.DetectSource(ctx, src)
+	wait()
+	if err == nil && logErr != nil {
+		err = logErr
+	}
+	if err == nil && diffErr != nil {
+		err = diffErr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
-		return nil, st, err
+		return nil, st, fmt.Errorf("secret scan: %w", err)
 	}
 	want := map[string]int{}
 	for _, c := range changes {
 		if c.Status != 'D' && !c.Binary && c.Added > 0 && c.NewMode != gitcli.ModeSubmodule {
 			want[c.Path] = c.Added
 		}
-	}
-	commits, err := gitcli.Log(ctx, repo, mergeBase, head)
-	if err != nil {
-		return nil, st, err
-	}
-
-	src := &changeSource{repo: repo, from: mergeBase, head: head, commits: commits}
-	found, err := d.DetectSource(ctx, src)
-	if err != nil {
-		return nil, st, fmt.Errorf("secret scan: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, st, fmt.Errorf("secret scan: %w", err)
 	}
 	st.Files, st.Lines, st.Messages, st.Bytes = len(src.seen), src.lines(), len(commits), d.TotalBytes.Load()
 
@@ -234,7 +251,7 @@ const messagePrefix = "(commit message) "
 // hunk) and the commit messages, scanning files in parallel.
 type changeSource struct {
 	repo, from, head string
-	commits          []gitcli.Commit
+	commits          func() ([]gitcli.Commit, error) // waits for the log
 
 	mu    sync.Mutex
 	seen  map[string]int // added lines parsed per path
@@ -307,7 +324,11 @@ func (s *changeSource) Fragments(ctx context.Context, yield sources.FragmentsFun
 	if waitErr != nil {
 		return fmt.Errorf("git diff: %v: %s", waitErr, strings.TrimSpace(stderr.String()))
 	}
-	for _, c := range s.commits {
+	commits, err := s.commits()
+	if err != nil {
+		return err
+	}
+	for _, c := range commits {
 		frag := sources.Fragment{Raw: c.Message, FilePath: messagePrefix + c.SHA, CommitSHA: c.SHA, StartLine: 1}
 		if err := yield(frag, nil); err != nil {
 			return err
