@@ -311,3 +311,17 @@ func describe(ra *policies.RungApprovers) string {
 	}
 	return strings.Join(s, ", ")
 }
+
+// coAuthorLine matches a Co-authored-by: trailer ("Name <email>").
+var coAuthorLine = regexp.MustCompile(`(?mi)^co-authored-by:[ \t]*(.*?)[ \t]*<([^<>\s]+)>[ \t]*$`)
+
+// CoAuthors returns the people a commit message credits with
+// Co-authored-by: trailers. They count as contributors: a co-author never
+// approves the promotion of the commit.
+func CoAuthors(message string) []User {
+	var out []User
+	for _, m := range coAuthorLine.FindAllStringSubmatch(message, 50) {
+		out = append(out, User{Login: m[1], Email: m[2]})
+	}
+	return out
+}

@@ -89,6 +89,10 @@ func TestApprovalAttacksAreRefused(t *testing.T) {
 		{name: "co-committer of a commit", cmd: cmd("erin"), reason: ReasonContributor, msg: "contributors cannot approve"},
 		{name: "committer without GitHub user matched by e-mail", cmd: Command{Approver: User{Login: "frank", Email: "Frank@example.com"}, Action: "created"}, reason: ReasonContributor},
 		{name: "human who launched the run", cmd: cmd("oscar"), reason: ReasonLauncher},
+		{name: "co-author credited by a Co-authored-by trailer", pr: func(p PullRequest) PullRequest {
+			p.Contributors = append(p.Contributors, CoAuthors("fix\n\nCo-authored-by: Dave D <dave@example.com>")...)
+			return p
+		}, cmd: Command{Approver: User{Login: "dave", Email: "DAVE@example.com"}, Action: "created"}, reason: ReasonContributor},
 		{name: "agent identity", cmd: cmd("agent-bot"), reason: ReasonAgentIdentity, msg: "agents never approve"},
 		{name: "agent identity by e-mail", cmd: Command{Approver: User{Login: "someone", Email: "AGENT@example.com"}, Action: "created"}, reason: ReasonAgentIdentity},
 		{name: "bot by [bot] login", cmd: cmd("renovate[bot]"), reason: ReasonBot},
@@ -226,5 +230,12 @@ func BenchmarkApprove(b *testing.B) {
 		if _, ref := rules.Approve(ctx, pr, c, nil, dir); ref != nil {
 			b.Fatal(ref)
 		}
+	}
+}
+
+func TestCoAuthors(t *testing.T) {
+	got := CoAuthors("subject\n\nbody\n\nCo-authored-by: Ann Example <ann@example.com>\nco-authored-by:bob <bob@x.org>\nCo-authored-by: no email\n")
+	if len(got) != 2 || got[0].Email != "ann@example.com" || got[0].Login != "Ann Example" || got[1].Email != "bob@x.org" {
+		t.Fatalf("CoAuthors = %+v", got)
 	}
 }

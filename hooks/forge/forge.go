@@ -708,6 +708,7 @@ func (f *Forge) Approve(ctx context.Context, target, sha string, as approval.Use
 	pr := approval.PullRequest{Repo: f.Repo, Source: source, Target: target, Head: head}
 	for _, c := range commits {
 		pr.Contributors = append(pr.Contributors, approval.User{Login: c.Author.Name, Email: c.Author.Email}, approval.User{Login: c.Committer.Name, Email: c.Committer.Email})
+		pr.Contributors = append(pr.Contributors, approval.CoAuthors(c.Message)...)
 	}
 	prior, err := f.Approvals.Approvals(ctx, f.Repo, 0)
 	if err != nil {
