@@ -55,7 +55,8 @@ type RunKey struct {
 
 // Keys stores run keys hashed (SHA-256): the store never holds a usable key.
 type Keys struct {
-	st *store.Store
+	st     *store.Store
+	lookup *sql.Stmt // prepared once: key checks are on every call's path
 }
 
 // NewKeys migrates the key table and returns the key store.
@@ -63,7 +64,11 @@ func NewKeys(ctx context.Context, st *store.Store) (*Keys, error) {
 	if err := st.Migrate(ctx, Component, keyMigrations); err != nil {
 		return nil, fmt.Errorf("gateway: migrate the key table: %w", err)
 	}
-	return &Keys{st: st}, nil
+	lookup, err := st.DB().PrepareContext(ctx, st.Rebind(`SELECT key_id, key_hash, plan_id, run_id, revoked_at FROM gateway_keys WHERE key_id = ?`))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: prepare the key lookup: %w", err)
+	}
+	return &Keys{st: st, lookup: lookup}, nil
 }
 
 func hashKey(key string) string {
@@ -108,7 +113,7 @@ func (k *Keys) Verify(ctx context.Context, key string) (RunKey, error) {
 	id := rest[:12]
 	var rk RunKey
 	var stored, revokedAt string
-	err := k.st.DB().QueryRowContext(ctx, k.st.Rebind(`SELECT key_id, key_hash, plan_id, run_id, revoked_at FROM gateway_keys WHERE key_id = ?`), id).
+	err := k.lookup.QueryRowContext(ctx, id).
 		Scan(&rk.ID, &stored, &rk.PlanID, &rk.RunID, &revokedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Compare anyway so that unknown ids take as long as known ones.
