@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentgate/agentgate/internal/store"
@@ -26,6 +27,14 @@ type StoreLedger struct {
 	st    *store.Store
 	audit Auditor
 	now   func() time.Time
+
+	// Prepared statements (SQLite only: pgx caches statements itself).
+	// modernc re-parses unprepared SQL on every call, a fifth of a call's
+	// CPU; statements are prepared outside a transaction, after first use,
+	// because SQLite's single connection is busy inside one.
+	mu     sync.Mutex
+	stmts  map[string]*sql.Stmt
+	wanted map[string]bool
 }
 
 // NewStoreLedger migrates the ledger's tables and returns the ledger.
@@ -34,7 +43,63 @@ func NewStoreLedger(ctx context.Context, st *store.Store, audit Auditor) (*Store
 	if err := st.Migrate(ctx, Component, migrations); err != nil {
 		return nil, fmt.Errorf("budget: migrate the ledger tables: %w", err)
 	}
-	return &StoreLedger{st: st, audit: audit, now: time.Now}, nil
+	return &StoreLedger{st: st, audit: audit, now: time.Now, stmts: map[string]*sql.Stmt{}, wanted: map[string]bool{}}, nil
+}
+
+func (l *StoreLedger) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	err := l.st.InTx(ctx, fn)
+	l.prepareWanted(ctx)
+	return err
+}
+
+func (l *StoreLedger) stmt(q string) *sql.Stmt {
+	if l.st.Dialect() != store.SQLite {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stmts[q]
+	if s == nil {
+		l.wanted[q] = true
+	}
+	return s
+}
+
+func (l *StoreLedger) prepareWanted(ctx context.Context) {
+	l.mu.Lock()
+	var qs []string
+	for q := range l.wanted {
+		qs = append(qs, q)
+	}
+	clear(l.wanted)
+	l.mu.Unlock()
+	for _, q := range qs {
+		s, err := l.st.DB().PrepareContext(context.WithoutCancel(ctx), q)
+		if err != nil {
+			continue // stays unprepared; the next use tries again
+		}
+		l.mu.Lock()
+		if l.stmts[q] == nil {
+			l.stmts[q] = s
+		} else {
+			s.Close()
+		}
+		l.mu.Unlock()
+	}
+}
+
+func (l *StoreLedger) txExec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	if s := l.stmt(q); s != nil {
+		return tx.StmtContext(ctx, s).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, l.q(q), args...)
+}
+
+func (l *StoreLedger) txRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
+	if s := l.stmt(q); s != nil {
+		return tx.StmtContext(ctx, s).QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, l.q(q), args...)
 }
 
 var _ Ledger = (*StoreLedger)(nil)
@@ -62,8 +127,8 @@ func (l *StoreLedger) EnsurePlan(ctx context.Context, p Plan) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	return l.st.InTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, l.q(`INSERT INTO budget_plans
+	return l.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := l.txExec(ctx, tx, (`INSERT INTO budget_plans
 			(plan_id, limit_nano, warn_ratio, escalate_ratio, stop_ratio, repo, degrade_to_local, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (plan_id) DO UPDATE SET limit_nano = excluded.limit_nano,
@@ -103,7 +168,7 @@ func scanPlan(r rowScanner) (PlanStatus, error) {
 }
 
 func (l *StoreLedger) lockPlan(ctx context.Context, tx *sql.Tx, planID string) (PlanStatus, error) {
-	p, err := scanPlan(tx.QueryRowContext(ctx, l.q(`SELECT `+planColumns+` FROM budget_plans WHERE plan_id = ?`+l.forUpdate()), planID))
+	p, err := scanPlan(l.txRow(ctx, tx, (`SELECT ` + planColumns + ` FROM budget_plans WHERE plan_id = ?` + l.forUpdate()), planID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, fmt.Errorf("budget: plan %q: %w (issue a run key for it with `agentgate gateway keys issue --plan`)", planID, ErrUnknownPlan)
 	}
@@ -141,7 +206,7 @@ func (l *StoreLedger) Reserve(ctx context.Context, r ReserveRequest) (Reservatio
 		return res, fmt.Errorf("budget: negative reservation %d", r.Amount)
 	}
 	now := l.now()
-	err := l.st.InTx(ctx, func(tx *sql.Tx) error {
+	err := l.inTx(ctx, func(tx *sql.Tx) error {
 		events = events[:0]
 		p, err := l.lockPlan(ctx, tx, r.PlanID)
 		if err != nil {
@@ -152,13 +217,13 @@ func (l *StoreLedger) Reserve(ctx context.Context, r ReserveRequest) (Reservatio
 		rows := make([]capRow, 0, len(caps))
 		for _, c := range caps {
 			scope := capScope(c, now)
-			if _, err := tx.ExecContext(ctx, l.q(`INSERT INTO budget_caps (scope, limit_nano) VALUES (?, ?)
+			if _, err := l.txExec(ctx, tx, (`INSERT INTO budget_caps (scope, limit_nano) VALUES (?, ?)
 				ON CONFLICT (scope) DO UPDATE SET limit_nano = excluded.limit_nano`), scope, c.Limit); err != nil {
 				return fmt.Errorf("budget: cap %s: %w", scope, err)
 			}
 			cr := capRow{scope: scope, cap: c}
 			var warned int
-			if err := tx.QueryRowContext(ctx, l.q(`SELECT limit_nano, spent_nano, reserved_nano, warned FROM budget_caps WHERE scope = ?`+l.forUpdate()), scope).
+			if err := l.txRow(ctx, tx, (`SELECT limit_nano, spent_nano, reserved_nano, warned FROM budget_caps WHERE scope = ?`+l.forUpdate()), scope).
 				Scan(&cr.limit, &cr.spent, &cr.reserve, &warned); err != nil {
 				return fmt.Errorf("budget: read cap %s: %w", scope, err)
 			}
@@ -186,14 +251,14 @@ func (l *StoreLedger) Reserve(ctx context.Context, r ReserveRequest) (Reservatio
 				e := ev(EventStop, planV)
 				e.StopReason = policies.StopBudgetExceeded
 				events = append(events, e)
-				if _, err := tx.ExecContext(ctx, l.q(`UPDATE budget_plans SET stopped = 1, stop_reason = ?, updated_at = ? WHERE plan_id = ?`),
+				if _, err := l.txExec(ctx, tx, (`UPDATE budget_plans SET stopped = 1, stop_reason = ?, updated_at = ? WHERE plan_id = ?`),
 					planV.Reason, l.stamp(), p.ID); err != nil {
 					return fmt.Errorf("budget: latch the stop of plan %s: %w", p.ID, err)
 				}
 				res.Plan.Stopped, res.Plan.StopReason = true, planV.Reason
 			case planV.Decision == ApprovalRequired && !p.Escalated:
 				events = append(events, ev(EventEscalate, planV))
-				if _, err := tx.ExecContext(ctx, l.q(`UPDATE budget_plans SET escalated = 1, updated_at = ? WHERE plan_id = ?`), l.stamp(), p.ID); err != nil {
+				if _, err := l.txExec(ctx, tx, (`UPDATE budget_plans SET escalated = 1, updated_at = ? WHERE plan_id = ?`), l.stamp(), p.ID); err != nil {
 					return fmt.Errorf("budget: mark plan %s escalated: %w", p.ID, err)
 				}
 				res.Plan.Escalated = true
@@ -219,7 +284,7 @@ func (l *StoreLedger) Reserve(ctx context.Context, r ReserveRequest) (Reservatio
 		}
 		if planV.Decision == Warn && !p.Warned {
 			events = append(events, ev(EventWarn, planV))
-			if _, err := tx.ExecContext(ctx, l.q(`UPDATE budget_plans SET warned = 1 WHERE plan_id = ?`), p.ID); err != nil {
+			if _, err := l.txExec(ctx, tx, (`UPDATE budget_plans SET warned = 1 WHERE plan_id = ?`), p.ID); err != nil {
 				return err
 			}
 			res.Plan.Warned = true
@@ -227,7 +292,7 @@ func (l *StoreLedger) Reserve(ctx context.Context, r ReserveRequest) (Reservatio
 		for i, cr := range rows {
 			if v := verdicts[1+i]; v.Decision == Warn && !cr.warned {
 				events = append(events, ev(EventWarn, v))
-				if _, err := tx.ExecContext(ctx, l.q(`UPDATE budget_caps SET warned = 1 WHERE scope = ?`), cr.scope); err != nil {
+				if _, err := l.txExec(ctx, tx, (`UPDATE budget_caps SET warned = 1 WHERE scope = ?`), cr.scope); err != nil {
 					return err
 				}
 			}
@@ -265,7 +330,7 @@ func (l *StoreLedger) record(ctx context.Context, events []Event) error {
 var errGuard = errors.New("the reservation would cross the limit (concurrent change); retry")
 
 func (l *StoreLedger) guardedAdd(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
-	res, err := tx.ExecContext(ctx, l.q(query), args...)
+	res, err := l.txExec(ctx, tx, (query), args...)
 	if err != nil {
 		return err
 	}
@@ -290,7 +355,7 @@ type entry struct {
 }
 
 func (l *StoreLedger) insertEntry(ctx context.Context, tx *sql.Tx, e entry) error {
-	_, err := tx.ExecContext(ctx, l.q(`INSERT INTO budget_entries
+	_, err := l.txExec(ctx, tx, (`INSERT INTO budget_entries
 		(reservation_id, kind, plan_id, run_id, provider, model, caps, amount_nano, decision,
 		 input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
 		 degraded, cache_hit, reason, at)
@@ -309,12 +374,12 @@ func (l *StoreLedger) Settle(ctx context.Context, s Settlement) error {
 	if s.Cost < 0 {
 		return fmt.Errorf("budget: negative cost %d for reservation %s", s.Cost, s.ReservationID)
 	}
-	return l.st.InTx(ctx, func(tx *sql.Tx) error {
+	return l.inTx(ctx, func(tx *sql.Tx) error {
 		var r ReserveRequest
 		var caps string
 		var reserved int64
 		var degraded, cacheHit int
-		err := tx.QueryRowContext(ctx, l.q(`SELECT plan_id, run_id, provider, model, caps, amount_nano, degraded, cache_hit
+		err := l.txRow(ctx, tx, (`SELECT plan_id, run_id, provider, model, caps, amount_nano, degraded, cache_hit
 			FROM budget_entries WHERE reservation_id = ? AND kind = 'reserve'`), s.ReservationID).
 			Scan(&r.PlanID, &r.RunID, &r.Provider, &r.Model, &caps, &reserved, &degraded, &cacheHit)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -325,19 +390,19 @@ func (l *StoreLedger) Settle(ctx context.Context, s Settlement) error {
 		}
 		r.Degraded, r.CacheHit = degraded != 0, cacheHit != 0
 		var n int
-		if err := tx.QueryRowContext(ctx, l.q(`SELECT COUNT(*) FROM budget_entries WHERE reservation_id = ? AND kind = 'settle'`), s.ReservationID).Scan(&n); err != nil {
+		if err := l.txRow(ctx, tx, (`SELECT COUNT(*) FROM budget_entries WHERE reservation_id = ? AND kind = 'settle'`), s.ReservationID).Scan(&n); err != nil {
 			return err
 		}
 		if n > 0 {
 			return fmt.Errorf("budget: settle %s: %w", s.ReservationID, ErrAlreadySettled)
 		}
-		if _, err := tx.ExecContext(ctx, l.q(`UPDATE budget_plans SET reserved_nano = reserved_nano - ?, spent_nano = spent_nano + ?, updated_at = ? WHERE plan_id = ?`),
+		if _, err := l.txExec(ctx, tx, (`UPDATE budget_plans SET reserved_nano = reserved_nano - ?, spent_nano = spent_nano + ?, updated_at = ? WHERE plan_id = ?`),
 			reserved, s.Cost, l.stamp(), r.PlanID); err != nil {
 			return fmt.Errorf("budget: settle on plan %s: %w", r.PlanID, err)
 		}
 		if caps != "" {
 			for _, scope := range strings.Split(caps, ",") {
-				if _, err := tx.ExecContext(ctx, l.q(`UPDATE budget_caps SET reserved_nano = reserved_nano - ?, spent_nano = spent_nano + ? WHERE scope = ?`),
+				if _, err := l.txExec(ctx, tx, (`UPDATE budget_caps SET reserved_nano = reserved_nano - ?, spent_nano = spent_nano + ? WHERE scope = ?`),
 					reserved, s.Cost, scope); err != nil {
 					return fmt.Errorf("budget: settle on cap %s: %w", scope, err)
 				}
@@ -368,7 +433,7 @@ func (l *StoreLedger) Approve(ctx context.Context, planID, approver string) erro
 		return errors.New("budget: an approval needs the approver's name")
 	}
 	var p PlanStatus
-	err := l.st.InTx(ctx, func(tx *sql.Tx) error {
+	err := l.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if p, err = l.lockPlan(ctx, tx, planID); err != nil {
 			return err
@@ -376,7 +441,7 @@ func (l *StoreLedger) Approve(ctx context.Context, planID, approver string) erro
 		if p.Stopped {
 			return fmt.Errorf("budget: plan %s is stopped (%s); raise its budget and resume it with `agentgate budget resume` instead", planID, policies.StopBudgetExceeded)
 		}
-		_, err = tx.ExecContext(ctx, l.q(`UPDATE budget_plans SET approved_by = ?, approved_at = ?, escalated = 0, updated_at = ? WHERE plan_id = ?`),
+		_, err = l.txExec(ctx, tx, (`UPDATE budget_plans SET approved_by = ?, approved_at = ?, escalated = 0, updated_at = ? WHERE plan_id = ?`),
 			approver, l.stamp(), l.stamp(), planID)
 		return err
 	})
@@ -394,12 +459,12 @@ func (l *StoreLedger) Resume(ctx context.Context, planID, by string) error {
 		return errors.New("budget: resuming a plan needs the name of who resumes it")
 	}
 	var p PlanStatus
-	err := l.st.InTx(ctx, func(tx *sql.Tx) error {
+	err := l.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if p, err = l.lockPlan(ctx, tx, planID); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, l.q(`UPDATE budget_plans SET stopped = 0, stop_reason = '', updated_at = ? WHERE plan_id = ?`), l.stamp(), planID)
+		_, err = l.txExec(ctx, tx, (`UPDATE budget_plans SET stopped = 0, stop_reason = '', updated_at = ? WHERE plan_id = ?`), l.stamp(), planID)
 		return err
 	})
 	if err != nil {
