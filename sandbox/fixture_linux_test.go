@@ -128,7 +128,7 @@ func setupFixture() (*fixture, error) {
 		return nil, err
 	}
 	wrappers := map[string]Wrapper{}
-	for name, path := range map[string]string{"probe": f.probe, "sh": "/bin/sh", "git": "/usr/bin/git"} {
+	for name, path := range map[string]string{"probe": f.probe, "sh": "/bin/sh", "git": "/usr/bin/git", "true": "/bin/true"} {
 		w, err := pin(path)
 		if err != nil {
 			return nil, fmt.Errorf("pinning %s: %w", name, err)
