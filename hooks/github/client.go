@@ -307,6 +307,30 @@ func (c *Client) CreateComment(ctx context.Context, repo string, number int, bod
 	return cm.GetID(), nil
 }
 
+// Comments lists the comments on an issue or pull request, oldest first,
+// up to max.
+func (c *Client) Comments(ctx context.Context, repo string, number, max int) ([]Comment, error) {
+	o, r, err := split(repo)
+	if err != nil {
+		return nil, err
+	}
+	opts := &gogithub.IssueListCommentsOptions{ListOptions: gogithub.ListOptions{PerPage: 100}}
+	var out []Comment
+	for {
+		cs, resp, err := c.gh.Issues.ListComments(ctx, o, r, number, opts)
+		if err != nil {
+			return nil, wrap(fmt.Sprintf("list comments of %s#%d", repo, number), err)
+		}
+		for _, cm := range cs {
+			out = append(out, Comment{ID: cm.GetID(), Body: cm.GetBody(), User: cm.GetUser().GetLogin(), CreatedAt: cm.GetCreatedAt().Time, UpdatedAt: cm.GetUpdatedAt().Time})
+		}
+		if resp.NextPage == 0 || len(out) >= max {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
 // UpdateComment replaces a comment's body (one bot comment per PR, kept up
 // to date in place).
 func (c *Client) UpdateComment(ctx context.Context, repo string, id int64, body string) error {

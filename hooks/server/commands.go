@@ -36,9 +36,32 @@ func (cc *commandClient) React(ctx context.Context, repo string, commentID int64
 	return cc.c.React(ctx, repo, commentID, content)
 }
 
+// Reply posts a reply, unless our latest comment on the PR already says
+// exactly this: a job retried after its reply was posted must not post it
+// twice.
 func (cc *commandClient) Reply(ctx context.Context, repo string, number int, body string) error {
+	if cs, err := cc.c.Comments(ctx, repo, number, 1000); err == nil {
+		for i := len(cs) - 1; i >= 0; i-- {
+			if cc.ours(cs[i].User) {
+				if cs[i].Body == body {
+					return nil
+				}
+				break
+			}
+		}
+	}
 	_, err := cc.c.CreateComment(ctx, repo, number, body)
 	return err
+}
+
+// ours reports a comment written by this App.
+func (cc *commandClient) ours(login string) bool {
+	for _, l := range cc.s.cfg.GitHub.AppLogins {
+		if strings.EqualFold(l, login) {
+			return true
+		}
+	}
+	return len(cc.s.cfg.GitHub.AppLogins) == 0 && strings.HasPrefix(login, "agentgate") && strings.HasSuffix(login, "[bot]")
 }
 
 // PullRequest reads the PR and every author and committer of its commits
@@ -162,5 +185,3 @@ func (s *Server) dispatcher(inst int64) (commands.CommandHandler, error) {
 		},
 	}, nil
 }
-
-var _ = strings.TrimSpace

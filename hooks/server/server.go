@@ -128,6 +128,16 @@ func New(ctx context.Context, cfg *Config, st *store.Store, deps Deps) (*Server,
 		return float64(n)
 	}))
 
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agentgate_jobs_discarded",
+		Help: "Jobs that exhausted their attempts (dead letters); alert when it grows."}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var n int64
+		if err := st.DB().QueryRowContext(ctx, `SELECT count(*) FROM river_job WHERE state = 'discarded'`).Scan(&n); err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &deliveryWorker{s: s})
 	river.AddWorker(workers, &evaluateWorker{s: s})

@@ -100,6 +100,34 @@ func TestCommentCommandsThroughTheDispatcher(t *testing.T) {
 		}
 		return reacted && replied
 	})
+	// The same command processed again (e.g. a job retried after its reply
+	// was posted, or GitHub redelivering under a new id) posts no second reply.
+	if code := deliver(t, e.url, "issue_comment", newDeliveryID(), commentPayload(t, 20, id2, "carol", "/approve-promotion")); code != 202 {
+		t.Fatal(code)
+	}
+	waitFor(t, 30*time.Second, "second reaction", func() bool {
+		n := 0
+		for _, r := range e.d.Reactions() {
+			if r.CommentID == id2 {
+				n++
+			}
+		}
+		return n == 2
+	})
+	waitFor(t, 30*time.Second, "the comment jobs to finish", func() bool {
+		var n int
+		e.st.DB().QueryRow(`SELECT count(*) FROM river_job WHERE state <> 'completed'`).Scan(&n)
+		return n == 0
+	})
+	replies := 0
+	for _, c := range e.d.Comments() {
+		if c.User == "agentgate[bot]" {
+			replies++
+		}
+	}
+	if replies != 1 {
+		t.Fatalf("bot replies = %d, want 1", replies)
+	}
 	var n int
 	e.st.DB().QueryRow(`SELECT count(*) FROM audit WHERE kind LIKE '%recheck%'`).Scan(&n)
 	if n == 0 {
