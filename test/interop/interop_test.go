@@ -136,15 +136,19 @@ func TestCosignVerifiesGateAttestation(t *testing.T) {
 	if err != nil || !strings.Contains(out, "Verified OK") {
 		t.Fatalf("cosign rejected a gate attestation: %v\n%s", err, out)
 	}
-	rejects := map[string][3]string{
-		"OtherCommit": {a.pubPath, strings.Repeat("0", 40), attest.PredicateType},
-		"OtherKey":    {a.otherPub, a.head, attest.PredicateType},
-		"OtherType":   {a.pubPath, a.head, "https://slsa.dev/provenance/v1"},
+	rejects := map[string][4]string{
+		"OtherCommit": {a.pubPath, strings.Repeat("0", 40), attest.PredicateType, "digest"},
+		"OtherKey":    {a.otherPub, a.head, attest.PredicateType, "signature"},
+		"OtherType":   {a.pubPath, a.head, "https://slsa.dev/provenance/v1", "predicate type"},
 	}
 	for name, args := range rejects {
 		t.Run(name, func(t *testing.T) {
-			if out, err := run(args[0], args[1], args[2]); err == nil {
+			out, err := run(args[0], args[1], args[2])
+			if err == nil {
 				t.Fatalf("cosign accepted:\n%s", out)
+			}
+			if !strings.Contains(out, args[3]) {
+				t.Fatalf("cosign rejected for another reason than the %s:\n%s", args[3], out)
 			}
 		})
 	}
