@@ -226,16 +226,21 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 	// Which packages must run on head.
 	accept := c.acceptanceTests(s, p)
 	selection := "command"
-	var headPkgs []string
-	if !p.custom && graph != nil {
+	var headPkgs, affected []string
+	if graph != nil {
 		changedPkgs, all := changedPackages(graph, changes, head.Dir, mod)
 		if all {
-			selection = "all"
-			headPkgs = graph.All()
+			affected = graph.All()
 		} else {
+			affected = graph.Affected(changedPkgs)
+		}
+		if !p.custom {
 			selection = "affected"
+			if all {
+				selection = "all"
+			}
 			set := map[string]bool{}
-			for _, ip := range graph.Affected(changedPkgs) {
+			for _, ip := range affected {
 				set[ip] = true
 			}
 			for _, a := range accept {
@@ -247,9 +252,9 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 				headPkgs = append(headPkgs, ip)
 			}
 			sort.Strings(headPkgs)
+			res.Details["packages_tested"] = len(headPkgs)
 		}
 		res.Details["packages_total"] = len(graph.Pkgs)
-		res.Details["packages_tested"] = len(headPkgs)
 	}
 	res.Details["selection"] = selection
 
@@ -296,9 +301,44 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 		res.Details["isolation"] = headRec.isolation
 	}
 
+	// A plan's own command may test less than the change can break: the
+	// gate also runs `go test` on every affected package the command did
+	// not cover (dependents in other threads included).
+	var extraCover map[string]Counts
+	if p.custom && headRec.Run != nil && len(affected) > 0 {
+		var missing []string
+		for _, ip := range affected {
+			if _, ok := headRec.Run.Packages[ip]; !ok {
+				missing = append(missing, ip)
+			}
+		}
+		res.Details["packages_extra"] = len(missing)
+		if len(missing) > 0 {
+			argv := append(append([]string{}, DefaultCommand[:len(DefaultCommand)-1]...), missing...)
+			extra, err := c.runTests(ctx, head, modAbs, argv, p.timeout)
+			if err != nil {
+				return errorf("run tests of affected packages outside the plan's command: %v", err)
+			}
+			for ip, pr := range extra.Run.Packages {
+				if _, ok := headRec.Run.Packages[ip]; !ok {
+					headRec.Run.Packages[ip] = pr
+				}
+			}
+			if extra.ExitCode != 0 && !extra.Run.Red() {
+				headRec.Stderr += "\n" + extra.Stderr
+				if headRec.ExitCode == 0 {
+					headRec.ExitCode = extra.ExitCode
+				}
+			}
+			if extra.Profile != nil {
+				extraCover = extra.Profile.Files
+			}
+		}
+	}
+
 	ev := evaluate(evalInput{
 		plan: p, head: headRec.record, base: base, graph: graph, headDir: head.Dir, mod: mod,
-		selection: selection, tested: headPkgs, changes: changes, accept: accept,
+		selection: selection, tested: headPkgs, changes: changes, accept: accept, extraCover: extraCover,
 	})
 	res.Findings = append(res.Findings, ev.findings...)
 	for k, v := range ev.details {

@@ -332,6 +332,31 @@ func Title(s string) string {
 	})
 }
 
+func TestPlanCommandThatSkipsDependentsStillCatchesThem(t *testing.T) {
+	runner := newRunner(t)
+	s := newShop(t)
+	c := New(Config{Runner: runner, CacheDir: t.TempDir()})
+	head := s.branch("narrow-wrapper", map[string]string{
+		"run_tests.sh":        "#!/bin/sh\nset -eu\ncd \"$(dirname \"$0\")\"\nexec go test -json \"$@\"\n",
+		"money/money.go":      "package money\n\n// Add adds two amounts.\nfunc Add(a, b int) int { return a - b }\n",
+		"money/money_test.go": "package money\n\nimport \"testing\"\n\nfunc TestAdd(t *testing.T) {\n\tif Add(5, 3) != 2 {\n\t\tt.Fatal(\"5-3\")\n\t}\n}\n",
+	})
+	if err := os.Chmod(filepath.Join(s.repo.Dir, "run_tests.sh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	head = s.repo.Commit("exec bit")
+	// The plan only tests money, whose own test was bent to the new
+	// behaviour; cart (another package) breaks.
+	res := c.Run(context.Background(), subject(s, head, policies.PlanTests{Command: []string{"run_tests.sh", "./money/..."}}))
+	f := hasRule(res, "tests.failed")
+	if res.Status != checks.StatusFail || f == nil || f.Path != "cart" {
+		t.Fatalf("status %s (%s) %v %v", res.Status, res.Reason, rules(res), res.Details)
+	}
+	if res.Details["packages_extra"] != 1 {
+		t.Errorf("want exactly cart run by the gate, got %v", res.Details["packages_extra"])
+	}
+}
+
 func TestBaseRedIsReported(t *testing.T) {
 	runner := newRunner(t)
 	r := fixture.NewRepo(t)

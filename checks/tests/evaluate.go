@@ -25,6 +25,10 @@ type evalInput struct {
 	tested    []string // packages run on head (affected selection)
 	changes   []gitcli.Change
 	accept    []policies.Acceptance
+	// extraCover is coverage from the gate's own run of affected packages
+	// outside a custom command: it counts for the changed files only, so
+	// the total stays comparable with the base's run of the same command.
+	extraCover map[string]Counts
 }
 
 type evalOutput struct {
@@ -220,6 +224,11 @@ func evaluate(in evalInput) evalOutput {
 	for f, c := range headFiles {
 		headTotal = headTotal.Add(c)
 		if changedGo[profileFileToRepo(in, f)] {
+			changed = changed.Add(c)
+		}
+	}
+	for f, c := range in.extraCover {
+		if _, ok := headFiles[f]; !ok && changedGo[profileFileToRepo(in, f)] {
 			changed = changed.Add(c)
 		}
 	}
