@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -128,7 +130,11 @@ func setupFixture() (*fixture, error) {
 		return nil, err
 	}
 	wrappers := map[string]Wrapper{}
-	for name, path := range map[string]string{"probe": f.probe, "sh": "/bin/sh", "git": "/usr/bin/git", "true": "/bin/true"} {
+	tools := map[string]string{"probe": f.probe, "sh": "/bin/sh", "git": "/usr/bin/git", "true": "/bin/true"}
+	if goBin, err := exec.LookPath("go"); err == nil {
+		tools["go"] = goBin
+	}
+	for name, path := range tools {
 		w, err := pin(path)
 		if err != nil {
 			return nil, fmt.Errorf("pinning %s: %w", name, err)
@@ -142,7 +148,7 @@ func setupFixture() (*fixture, error) {
 			MountPoint: filepath.Join(state, "mnt")},
 		Identity:  Identity{User: testUser, Group: testUser},
 		Wrappers:  wrappers,
-		ReadPaths: append(append([]string{}, DefaultReadPaths...), filepath.Join(f.base, "suid")),
+		ReadPaths: append(append([]string{}, DefaultReadPaths...), filepath.Join(f.base, "suid"), runtime.GOROOT()),
 		Network:   Network{Mode: NetworkDeny},
 		Limits: Limits{Wall: 60 * time.Second, CPUTime: 60 * time.Second, MemoryBytes: 512 << 20,
 			Pids: 256, OpenFiles: 1024, FileSizeBytes: 64 << 20},

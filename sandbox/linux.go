@@ -665,7 +665,6 @@ func (d *Linux) env(extra map[string]string) ([]string, error) {
 		"GOCACHE":        filepath.Join(mp, ".cache", "go-build"),
 		"GOPATH":         filepath.Join(mp, "go"),
 		"GOTOOLCHAIN":    "local",
-		"GOFLAGS":        "-mod=mod",
 		"XDG_CACHE_HOME": filepath.Join(mp, ".cache"),
 		"USER":           d.pol.Identity.User,
 	}
