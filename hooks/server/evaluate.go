@@ -49,7 +49,9 @@ func CheckName(target string) string { return "agentgate/" + target }
 // same head never posts twice.
 func (t Target) externalID(baseSHA string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%d\x00%s\x00%s\x00%s", t.Repo, t.PR, t.HeadSHA, t.BaseRef, baseSHA)
+	// The PR number is left out on purpose: a push and a pull_request
+	// event about the same head, target and base are one evaluation.
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s", t.Repo, t.HeadSHA, t.BaseRef, baseSHA)
 	if t.Rerun {
 		fmt.Fprintf(h, "\x00rerun\x00%s", t.DeliveryID)
 	}

@@ -89,6 +89,12 @@ func TestReplayedDeliveryPostsNoSecondCheckRun(t *testing.T) {
 	if code := deliver(t, e.url, "push", newDeliveryID(), body); code != 202 {
 		t.Fatal(code)
 	}
+	// And a pull_request event about the same head, target and base is the
+	// same evaluation: no second check run either.
+	e.d.SetPull(repoName, githubdouble.Pull{Number: 3, HeadRef: "agent/replay", HeadSHA: head, BaseRef: "develop", BaseSHA: base})
+	if code := deliver(t, e.url, "pull_request", newDeliveryID(), prPayload(t, "opened", 3, "agent/replay", head, "develop", base)); code != 202 {
+		t.Fatal(code)
+	}
 	time.Sleep(2 * time.Second)
 	if n := len(runsOn(e.d, head)); n != 1 {
 		t.Fatalf("check runs = %d, want 1", n)
@@ -308,14 +314,23 @@ func TestCheckRunRerequestedEvaluatesAgain(t *testing.T) {
 	if runs[0].ExternalID == runs[1].ExternalID {
 		t.Fatal("a re-run reused the first run's external id")
 	}
+	// "Re-run all checks" (check_suite rerequested) evaluates again too.
+	cs := loadPayload(t, "check_suite/rerequested.payload.json")
+	setRepo(cs)
+	suite := cs["check_suite"].(map[string]any)
+	suite["head_sha"], suite["head_branch"], suite["pull_requests"] = head, "agent/rerun", []any{}
+	if code := deliver(t, e.url, "check_suite", newDeliveryID(), mustJSON(cs)); code != 202 {
+		t.Fatal(code)
+	}
+	waitFor(t, 30*time.Second, "third check run", func() bool { return len(completedOn(e.d, head)) == 3 })
 	// Someone else's check run being rerequested is not ours to evaluate.
 	cr["name"] = "ci/test"
 	if code := deliver(t, e.url, "check_run", newDeliveryID(), mustJSON(m)); code != 202 {
 		t.Fatal(code)
 	}
 	time.Sleep(time.Second)
-	if n := len(runsOn(e.d, head)); n != 2 {
-		t.Fatalf("check runs = %d, want 2", n)
+	if n := len(runsOn(e.d, head)); n != 3 {
+		t.Fatalf("check runs = %d, want 3", n)
 	}
 }
 
