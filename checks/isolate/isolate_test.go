@@ -188,3 +188,21 @@ func TestMergeEnvLaterWins(t *testing.T) {
 		t.Fatalf("got %v want %s", got, want)
 	}
 }
+
+func TestDetachedChildHoldingOutputDoesNotHangUnisolatedRun(t *testing.T) {
+	old := probeFunc
+	probeFunc = func() (string, error) { return "", errors.New("no namespaces") }
+	defer func() { probeFunc = old }()
+	r := NewNetless(Options{AllowUnisolated: true})
+	start := time.Now()
+	res, err := r.Run(context.Background(), Cmd{Path: "sh", Args: []string{"-c", "setsid sleep 8 & echo hi"}, Dir: t.TempDir()})
+	if d := time.Since(start); d > 7*time.Second {
+		t.Fatalf("run waited %s for a detached child's pipe", d)
+	}
+	if err != nil && !strings.Contains(err.Error(), "I/O") {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	if !strings.Contains(string(res.Stdout), "hi") {
+		t.Fatalf("stdout %q", res.Stdout)
+	}
+}

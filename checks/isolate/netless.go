@@ -138,6 +138,9 @@ func (n *Netless) Run(ctx context.Context, c Cmd) (Result, error) {
 	stderr := &capped{max: maxOut}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	configure(cmd, mode)
+	// Without a PID namespace a detached grandchild could hold the output
+	// pipes open forever; stop waiting for them shortly after the leader.
+	cmd.WaitDelay = 5 * time.Second
 
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -146,7 +149,7 @@ func (n *Netless) Run(ctx context.Context, c Cmd) (Result, error) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	var waitErr error
-	killed := false
+	killed, waited := false, true
 	select {
 	case waitErr = <-done:
 	case <-runCtx.Done():
@@ -154,21 +157,19 @@ func (n *Netless) Run(ctx context.Context, c Cmd) (Result, error) {
 		killTree(cmd)
 		select {
 		case waitErr = <-done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(15 * time.Second):
+			waited = false
 			waitErr = errors.New("process did not exit after SIGKILL")
 		}
 	}
-	res := Result{
-		Stdout:          stdout.buf,
-		Stderr:          stderr.buf,
-		StdoutTruncated: stdout.truncated,
-		StderrTruncated: stderr.truncated,
-		Duration:        time.Since(start),
-		Isolation:       mode,
-		ExitCode:        -1,
-	}
-	if cmd.ProcessState != nil {
-		res.ExitCode = cmd.ProcessState.ExitCode()
+	res := Result{Duration: time.Since(start), Isolation: mode, ExitCode: -1}
+	if waited {
+		// Only after Wait returned are the output buffers no longer written.
+		res.Stdout, res.Stderr = stdout.buf, stderr.buf
+		res.StdoutTruncated, res.StderrTruncated = stdout.truncated, stderr.truncated
+		if cmd.ProcessState != nil {
+			res.ExitCode = cmd.ProcessState.ExitCode()
+		}
 	}
 	// Whatever the leader did, nothing it started may outlive the run.
 	killTree(cmd)
