@@ -140,8 +140,8 @@ cache: {enabled: true, ttl: 5m, max_entries: 10}
 degrade: {upstream: local, model: m}
 `: true,
 		"upstreams: []\n": false,
-		"upstreams:\n  - {name: openai, api: gemini, base_url: https://x, key_env: K}\n":                          false,
-		"upstreams:\n  - {name: openai, api: openai, base_url: https://api.openai.com, key_env: K}\nbudget: 1\n": false,
+		"upstreams:\n  - {name: openai, api: gemini, base_url: https://x, key_env: K}\n":                                    false,
+		"upstreams:\n  - {name: openai, api: openai, base_url: https://api.openai.com, key_env: K}\nbudget: 1\n":            false,
 		"upstreams:\n  - {name: openai, api: openai, base_url: https://api.openai.com, key_env: K}\nestimate_margin: 0.5\n": false,
 	}
 	for text, valid := range docs {
