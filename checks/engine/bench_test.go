@@ -1,0 +1,174 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentgate/agentgate/checks"
+	"github.com/agentgate/agentgate/checks/isolate"
+	"github.com/agentgate/agentgate/checks/report"
+	"github.com/agentgate/agentgate/checks/vuln/vulndb"
+	"github.com/agentgate/agentgate/internal/repogen"
+)
+
+var (
+	buildMu sync.Mutex
+	built   = map[string]string{}
+)
+
+// buildTool builds a main package of this module's build list (our own
+// command, or a dependency's CLI at the version go.mod pins) once into a
+// cache directory.
+func buildTool(b *testing.B, name, pkg string) string {
+	b.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[pkg]; ok {
+		return p
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	dir = filepath.Join(dir, "agentgate", "bench")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	out := filepath.Join(dir, name)
+	if o, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+		b.Skipf("cannot build %s (%s): %v: %s", name, pkg, err, o)
+	}
+	built[pkg] = out
+	return out
+}
+
+func cpu(b *testing.B) func() {
+	start := repogen.CPUTime()
+	return func() {
+		b.ReportMetric(float64((repogen.CPUTime()-start).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+	}
+}
+
+// BenchmarkCheck measures, in one run, `agentgate check` with all five
+// checks against the same tools run by hand one after another on the
+// same generated agent repository (~1,500 files, ~230 changed in 3
+// commits, renames, 2 planted fake credentials, Go tests in the changed
+// thread): git diff --numstat, the gitleaks CLI, the govulncheck CLI and
+// go test ./... . Per-tool wall times are reported as metrics, so the
+// ratios the issue targets (check ≤ 0.6× the sum, ≤ 1.2× the slowest
+// tool, secrets ≤ 1.05× gitleaks) can be read off one run.
+func BenchmarkCheck(b *testing.B) {
+	if _, err := exec.LookPath("git"); err != nil {
+		b.Skip("git is not installed")
+	}
+	if _, err := isolate.NewNetless(isolate.Options{}).Isolation(); err != nil {
+		b.Skipf("the tests and vuln checks need network isolation on this machine: %v", err)
+	}
+	ctx := context.Background()
+	r, err := repogen.Cached(repogen.Options{Files: 1500, Changed: 200, Added: 20, Renamed: 5, Secrets: 2, Commits: 3, Tests: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	db, err := vulndb.Ensure(ctx, "", "")
+	if err != nil {
+		b.Skipf("no offline vulnerability database: %v", err)
+	}
+	agentgate := buildTool(b, "agentgate", "github.com/agentgate/agentgate/cmd/agentgate")
+	gitleaks := buildTool(b, "gitleaks-v8.30.1", "github.com/zricethezav/gitleaks/v8")
+	govulncheck := buildTool(b, "govulncheck-v1.9.0", "golang.org/x/vuln/cmd/govulncheck")
+	env := append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
+	run := func(b *testing.B, okCodes []int, name string, args ...string) time.Duration {
+		b.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Dir = r.Dir
+		cmd.Env = env
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		d := time.Since(start)
+		if err != nil {
+			ee, ok := err.(*exec.ExitError)
+			code := -1
+			if ok {
+				code = ee.ExitCode()
+			}
+			accepted := false
+			for _, c := range okCodes {
+				accepted = accepted || c == code
+			}
+			if !accepted {
+				b.Fatalf("%s %v: %v\n%s", filepath.Base(name), args, err, tail(out))
+			}
+		}
+		return d
+	}
+
+	b.Run("agentgate-check", func(b *testing.B) {
+		defer cpu(b)()
+		for b.Loop() {
+			out := filepath.Join(b.TempDir(), fmt.Sprint(time.Now().UnixNano()))
+			run(b, []int{0, 1, 3}, agentgate, "check", "--repo", r.Dir, "--base", r.Base, "--head", r.Head,
+				"--plan", r.PlanPath, "--vuln-db", db.Dir, "--out", out, "--output", "json")
+			f, err := os.Open(filepath.Join(out, "report.json"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			rep, err := report.Load(f)
+			f.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, c := range rep.Checks {
+				if c.Status == checks.StatusError {
+					b.Fatalf("check %s errored: %s", c.Name, c.Reason)
+				}
+				b.ReportMetric(float64(time.Duration(c.Duration).Milliseconds()), c.Name+"-ms")
+			}
+			if rep.StopReason == "" {
+				b.Fatalf("the planted secrets were not found: %s", mustJSON(rep))
+			}
+		}
+	})
+	b.Run("tools-sequential", func(b *testing.B) {
+		defer cpu(b)()
+		for b.Loop() {
+			var sum, slowest time.Duration
+			for _, t := range []struct {
+				name string
+				ok   []int
+				bin  string
+				args []string
+			}{
+				{"numstat", nil, "git", []string{"diff", "--numstat", "-z", "-M", r.Base + "..." + r.Head}},
+				{"gitleaks", []int{1}, gitleaks, []string{"git", "--log-opts=" + r.Base + ".." + r.Head, "--no-banner", "--redact", "--log-level", "error", r.Dir}},
+				{"govulncheck", nil, govulncheck, []string{"-db", db.URL(), "-format", "json", "-C", r.Dir, "./..."}},
+				{"gotest", nil, "go", []string{"test", "-count=1", "./..."}},
+			} {
+				d := run(b, t.ok, t.bin, t.args...)
+				b.ReportMetric(float64(d.Milliseconds()), t.name+"-ms")
+				sum += d
+				slowest = max(slowest, d)
+			}
+			b.ReportMetric(float64(sum.Milliseconds()), "sum-ms")
+			b.ReportMetric(float64(slowest.Milliseconds()), "slowest-ms")
+		}
+	})
+}
+
+func tail(b []byte) string {
+	if len(b) > 2000 {
+		return string(b[len(b)-2000:])
+	}
+	return string(b)
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
