@@ -224,3 +224,37 @@ func TestLoadRejectsDamagedIndex(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkBuildPinned builds the real pinned database from the module
+// cache (downloaded once).
+func BenchmarkBuildPinned(b *testing.B) {
+	src, err := Download(context.Background(), PinnedVersion)
+	if err != nil {
+		b.Skipf("x/vulndb not downloadable: %v", err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := Build(src, filepath.Join(b.TempDir(), "db"), PinnedVersion); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLoadValidates is the per-check cost of opening a built database
+// (metadata plus index validation).
+func BenchmarkLoadValidates(b *testing.B) {
+	src, err := Download(context.Background(), PinnedVersion)
+	if err != nil {
+		b.Skipf("x/vulndb not downloadable: %v", err)
+	}
+	dir := filepath.Join(b.TempDir(), "db")
+	if _, err := Build(src, dir, PinnedVersion); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := Load(dir); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
