@@ -88,6 +88,7 @@ type Reservation struct {
 	Verdict  Verdict   // the most severe verdict; decides the response
 	Verdicts []Verdict // every scope's verdict
 	Plan     PlanStatus
+	Events   []Event // the transitions this call caused, recorded in the audit log
 }
 
 // Outcome says how a call ended.

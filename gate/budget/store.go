@@ -263,6 +263,7 @@ func (l *StoreLedger) Reserve(ctx context.Context, r ReserveRequest) (Reservatio
 				}
 				res.Plan.Escalated = true
 			}
+			res.Events = events
 			return l.insertEntry(ctx, tx, entry{id: id, kind: "refuse", r: r, amount: r.Amount, decision: string(worst.Decision), reason: worst.Reason})
 		}
 
@@ -298,6 +299,7 @@ func (l *StoreLedger) Reserve(ctx context.Context, r ReserveRequest) (Reservatio
 			}
 		}
 		res.ID = id
+		res.Events = events
 		return l.insertEntry(ctx, tx, entry{id: id, kind: "reserve", r: r, caps: strings.Join(scopes, ","), amount: r.Amount,
 			decision: string(worst.Decision), reason: worst.Reason})
 	})
@@ -450,6 +452,12 @@ func (l *StoreLedger) Approve(ctx context.Context, planID, approver string) erro
 	}
 	return l.record(ctx, []Event{{Kind: EventApprove, PlanID: planID, Scope: ScopePlan, Spent: p.Spent, Reserved: p.Reserved,
 		Limit: p.Limit, Ratio: p.Ratio, Actor: approver, Reason: "approved continuing past the escalation ratio"}})
+}
+
+// ApproveBudget is Approve under the name hooks/commands' /approve-budget
+// handler asks for (its BudgetApprover interface).
+func (l *StoreLedger) ApproveBudget(ctx context.Context, planID, by string) error {
+	return l.Approve(ctx, planID, by)
 }
 
 // Resume implements Ledger: it lifts the stop latch. The plan stops again

@@ -372,8 +372,10 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, st *callState, r
 		return false
 	case budget.Warn:
 		st.warning = fmt.Sprintf("%.1f%% of the %s budget (%s)", 100*v.Ratio, v.Scope, budget.FormatUSD(v.Limit))
-		if res.Plan.Warned && g.onWarn != nil && v.Scope == budget.ScopePlan {
-			g.onWarn(context.WithoutCancel(r.Context()), st.plan, st.run, v)
+		for _, e := range res.Events {
+			if e.Kind == budget.EventWarn && e.Scope == budget.ScopePlan && g.onWarn != nil {
+				g.onWarn(context.WithoutCancel(r.Context()), st.plan, st.run, v)
+			}
 		}
 	}
 	return true

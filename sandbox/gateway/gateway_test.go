@@ -32,6 +32,7 @@ type rig struct {
 	keys   *Keys
 	ledger *budget.StoreLedger
 	stops  []string
+	warns  []string
 	mu     sync.Mutex
 }
 
@@ -69,6 +70,10 @@ upstreams:
 	r.gw, err = New(Options{Config: cfg, Keys: r.keys, Ledger: r.ledger, OnStop: func(_ context.Context, plan, run, reason string) {
 		r.mu.Lock()
 		r.stops = append(r.stops, plan+"/"+run)
+		r.mu.Unlock()
+	}, OnWarn: func(_ context.Context, plan, run string, v budget.Verdict) {
+		r.mu.Lock()
+		r.warns = append(r.warns, plan+"/"+run)
 		r.mu.Unlock()
 	}})
 	if err != nil {
@@ -438,6 +443,9 @@ func TestHighCostPromptLoopIsStoppedAtTheBudget(t *testing.T) {
 	}
 	if !warned || len(r.stops) == 0 || r.stops[0] != "p-loop/run-p-loop" {
 		t.Fatalf("warned %v, supervisor told to stop %v", warned, r.stops)
+	}
+	if len(r.warns) != 1 {
+		t.Fatalf("the warning hook (PR comment) fired %d times, want once: %v", len(r.warns), r.warns)
 	}
 	// Every call after the stop is refused without reaching the provider.
 	n := r.up.count()
