@@ -192,6 +192,9 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 	res.Findings = ev.Findings
 	res.Details["new"] = len(ev.New)
 	res.Details["preexisting"] = len(ev.Preexisting)
+	if len(ev.Preexisting) > 0 {
+		res.Details["preexisting_ids"] = ids(ev.Preexisting)
+	}
 	if len(ev.Allowed) > 0 {
 		res.Details["allowed"] = ids(ev.Allowed)
 	}
