@@ -389,7 +389,7 @@ func FuzzDirSinkName(f *testing.F) {
 		}
 		defer os.Remove(loc)
 		rel, err := filepath.Rel(dir, loc)
-		if err != nil || strings.HasPrefix(rel, "..") {
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 			t.Fatalf("Put(%q) wrote outside the sink: %s", name, loc)
 		}
 	})
