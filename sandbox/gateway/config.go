@@ -171,8 +171,8 @@ func (c *Config) validate(getenv func(string) string) error {
 	seen := map[string]bool{}
 	for i := range c.Upstreams {
 		u := &c.Upstreams[i]
-		if !nameRE.MatchString(u.Name) || u.Name == "metrics" || u.Name == "healthz" {
-			return fmt.Errorf("upstreams[%d]: name %q must be lower-case letters, digits and '-' (and not metrics or healthz)", i, u.Name)
+		if !nameRE.MatchString(u.Name) || u.Name == "metrics" || u.Name == "healthz" || u.Name == "agentgate" {
+			return fmt.Errorf("upstreams[%d]: name %q must be lower-case letters, digits and '-' (and not metrics, healthz or agentgate)", i, u.Name)
 		}
 		if seen[u.Name] {
 			return fmt.Errorf("upstreams: %q listed twice", u.Name)

@@ -108,8 +108,45 @@ func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /agentgate/v1/run", g.serveRunStatus)
 	mux.Handle("/", g)
 	return mux
+}
+
+// RunStatus is what GET /agentgate/v1/run answers to a run key: its plan's
+// live budget state and the run's totals. A supervisor outside the gateway
+// process polls it and stops the run when Stopped is true.
+type RunStatus struct {
+	PlanID     string            `json:"plan_id"`
+	RunID      string            `json:"run_id"`
+	Plan       budget.PlanStatus `json:"plan"`
+	Run        budget.RunTotals  `json:"run"`
+	Stopped    bool              `json:"stopped"`
+	StopReason string            `json:"stop_reason,omitempty"`
+}
+
+func (g *Gateway) serveRunStatus(w http.ResponseWriter, r *http.Request) {
+	rk, err := g.keys.Verify(r.Context(), runKeyOf(r))
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, "invalid_run_key", "invalid or revoked run key", nil)
+		return
+	}
+	ps, err := g.ledger.Status(r.Context(), rk.PlanID)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "budget_unavailable", "the budget ledger is unavailable", nil)
+		return
+	}
+	rt, err := g.ledger.RunTotals(r.Context(), rk.RunID)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "budget_unavailable", "the budget ledger is unavailable", nil)
+		return
+	}
+	st := RunStatus{PlanID: rk.PlanID, RunID: rk.RunID, Plan: ps, Run: rt, Stopped: ps.Stopped}
+	if ps.Stopped {
+		st.StopReason = string(policies.StopBudgetExceeded)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(st)
 }
 
 type stateKey struct{}

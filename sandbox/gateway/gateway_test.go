@@ -447,6 +447,19 @@ func TestHighCostPromptLoopIsStoppedAtTheBudget(t *testing.T) {
 	if len(r.warns) != 1 {
 		t.Fatalf("the warning hook (PR comment) fired %d times, want once: %v", len(r.warns), r.warns)
 	}
+	// The run's supervisor, polling with the run key, sees the stop.
+	req, _ := http.NewRequest(http.MethodGet, r.srv.URL+"/agentgate/v1/run", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs RunStatus
+	err = json.NewDecoder(resp.Body).Decode(&rs)
+	resp.Body.Close()
+	if err != nil || !rs.Stopped || rs.StopReason != string(policies.StopBudgetExceeded) || rs.Run.ExternalCalls != 6 || rs.Run.Cost != rs.Plan.Spent {
+		t.Fatalf("run status %+v %v", rs, err)
+	}
 	// Every call after the stop is refused without reaching the provider.
 	n := r.up.count()
 	if res := r.do(key, "/openai/v1/chat/completions", chatBody("gpt-4o", 1, `,"max_tokens":1`)); res.status != 429 {
