@@ -79,11 +79,15 @@ type plan struct {
 	command []string
 	custom  bool
 	timeout time.Duration
+	// hasPlan: the subject has a WORK_PLAN; without one no coverage
+	// tolerance was declared and total coverage is only reported.
+	hasPlan bool
 }
 
 func (c *Check) resolvePlan(s *checks.Subject) (plan, error) {
 	p := plan{command: DefaultCommand}
 	if s.Plan != nil {
+		p.hasPlan = true
 		p.tests = s.Plan.Tests
 		p.frIDs = s.Plan.FRIDs
 	}

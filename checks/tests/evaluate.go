@@ -256,7 +256,7 @@ func evaluate(in evalInput) evalOutput {
 		if bp, ok := baseTotal.Percent(); ok {
 			out.details["coverage_total_base"] = round2(bp)
 			hp, hok := headTotal.Percent()
-			if hok && haveHeadProfile {
+			if hok && haveHeadProfile && in.plan.hasPlan {
 				drop := bp - hp
 				tol := in.plan.tests.CoverageRegressionTolerance
 				if drop > tol+1e-9 {
