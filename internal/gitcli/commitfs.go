@@ -54,7 +54,6 @@ type FS struct {
 	entries map[string]*TreeEntry
 	dirs    map[string][]string // dir -> sorted child names
 	blobs   *batch
-	when    time.Time
 }
 
 // CommitFS lists the tree of commit sha. The returned FS reads blobs
