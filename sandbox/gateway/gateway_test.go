@@ -659,3 +659,29 @@ func TestMetricsAreExposed(t *testing.T) {
 		t.Error("metrics carry a plan or run id")
 	}
 }
+
+func TestRequestCeilingAndMonthlyCapsRefuseWithoutStoppingThePlan(t *testing.T) {
+	r := newRig(t, rigOpts{extra: "request_ceiling_usd: 0.01\nmonthly_caps: {repos: {acme/app: 0.03}}\n"})
+	key := r.plan("p-caps", 10, nil)
+	r.up.in, r.up.out = 20, 400
+	// Worst case above the ceiling: 2000 output tokens of gpt-4o = $0.02.
+	res := r.do(key, "/openai/v1/chat/completions", chatBody("gpt-4o", 5, `,"max_tokens":2000`))
+	if res.status != 429 || !strings.Contains(string(res.body), "per-request ceiling") || strings.Contains(string(res.body), "STOP_BUDGET_EXCEEDED") {
+		t.Fatalf("over the ceiling: %d %s", res.status, res.body)
+	}
+	// Calls of about $0.004 each until the repository's monthly cap ($0.03).
+	var last result
+	for i := 0; i < 10; i++ {
+		if last = r.do(key, "/openai/v1/chat/completions", chatBody("gpt-4o", 5, `,"max_tokens":400`)); last.status != 200 {
+			break
+		}
+	}
+	if last.status != 429 || !strings.Contains(string(last.body), "repo acme/app") {
+		t.Fatalf("monthly repo cap: %d %s", last.status, last.body)
+	}
+	if p := r.status("p-caps"); p.Stopped || p.Spent > budgetNano(0.03) {
+		t.Fatalf("plan %+v", p)
+	}
+}
+
+func budgetNano(usd float64) int64 { return int64(usd * 1e9) }
