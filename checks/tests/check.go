@@ -260,7 +260,6 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 		}
 		res.Details["packages_total"] = len(graph.Pkgs)
 	}
-	res.Details["selection"] = selection
 
 	// Base results: the full suite, once per base commit and command.
 	baseSHA := s.MergeBase
@@ -281,6 +280,15 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 		}
 	}
 	res.Details["base_cached"] = cached
+	if selection == "affected" && base.Run == nil {
+		// Without the base's results the unaffected packages have none:
+		// test everything on head instead of trusting nothing.
+		selection = "all"
+		headPkgs = graph.All()
+		res.Details["packages_tested"] = len(headPkgs)
+		res.Details["selection_note"] = "the base's results are unavailable; every package was tested on head"
+	}
+	res.Details["selection"] = selection
 
 	// Head run.
 	var headRec ranRecord

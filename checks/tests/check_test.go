@@ -296,6 +296,15 @@ func Title(s string) string {
 		}
 	})
 
+	t.Run("DeletedPackageBreaksItsImporters", func(t *testing.T) {
+		head := s.branch("delete-money", nil, "money")
+		res := c.Run(ctx, subject(s, head, policies.PlanTests{}))
+		f := hasRule(res, "tests.failed")
+		if res.Status != checks.StatusFail || f == nil || f.Path != "cart" {
+			t.Fatalf("status %s %v", res.Status, rules(res))
+		}
+	})
+
 	t.Run("GoModChangeTestsEverything", func(t *testing.T) {
 		head := s.branch("gomod", map[string]string{"go.mod": "module example.com/shop\n\ngo 1.26.0\n"})
 		res := c.Run(ctx, subject(s, head, policies.PlanTests{}))
