@@ -145,6 +145,7 @@ type Supervisor struct {
 	baseInv   map[string]string
 	stopped   *StopEvent
 	stopping  bool
+	stopDone  chan struct{}
 	last      *Result
 }
 
@@ -231,11 +232,14 @@ func (s *Supervisor) Start(ctx context.Context) error {
 // Run runs one tool call under the guardrails.
 func (s *Supervisor) Run(ctx context.Context, spec RunSpec) (Result, error) {
 	s.mu.Lock()
-	if s.stopped != nil || s.stopping {
+	if s.stopping {
+		done := s.stopDone
+		s.mu.Unlock()
+		<-done
+		s.mu.Lock()
+	}
+	if s.stopped != nil {
 		defer s.mu.Unlock()
-		if s.stopped == nil {
-			return Result{}, fmt.Errorf("%w: stopping", ErrStopped)
-		}
 		return Result{}, s.refusal()
 	}
 	if s.started.IsZero() {
@@ -332,11 +336,20 @@ func (s *Supervisor) Stop(ctx context.Context, reason policies.StopReason, detai
 // as stopped from the first step, whatever fails later.
 func (s *Supervisor) stop(ctx context.Context, reason policies.StopReason, detail string) error {
 	s.mu.Lock()
-	if s.stopped != nil || s.stopping {
+	if s.stopped != nil {
 		s.mu.Unlock()
 		return nil
 	}
+	if s.stopping {
+		// Another stop (the runtime watchdog, say) is in flight: wait for
+		// it, so that callers see the recorded stop, never a half-done one.
+		done := s.stopDone
+		s.mu.Unlock()
+		<-done
+		return nil
+	}
 	s.stopping = true
+	s.stopDone = make(chan struct{})
 	if s.timer != nil {
 		s.timer.Stop()
 	}
@@ -378,6 +391,7 @@ func (s *Supervisor) stop(ctx context.Context, reason policies.StopReason, detai
 	s.mu.Lock()
 	s.stopped = &ev
 	s.stopping = false
+	close(s.stopDone)
 	s.mu.Unlock()
 	return errors.Join(errs...)
 }
