@@ -395,6 +395,7 @@ func (d *Double) record(c Call) {
 type statusRecorder struct {
 	http.ResponseWriter
 	code int
+	body bytes.Buffer // a copy of what was written, for response validation
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -407,6 +408,9 @@ func (s *statusRecorder) WriteHeader(code int) {
 func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.code == 0 {
 		s.code = http.StatusOK
+	}
+	if s.body.Len() < 8<<20 {
+		s.body.Write(b)
 	}
 	return s.ResponseWriter.Write(b)
 }
@@ -432,7 +436,8 @@ func (d *Double) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	call.OperationID = route.Operation.OperationID
-	if err := d.validate(r, body, route, params); err != nil {
+	in, err := d.validate(r, body, route, params)
+	if err != nil {
 		d.violation("invalid request %s %s (%s): %v", r.Method, path, call.OperationID, err)
 		writeJSON(rec, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed (githubdouble): " + err.Error()})
 		return
@@ -450,16 +455,33 @@ func (d *Double) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if h == nil {
 		h = d.builtin(call.OperationID)
 	}
+	validateResponse := true
 	if h == nil {
+		// GitHub's own examples are served as they are; some are older than
+		// the schemas (e.g. no role_name in the permission example), so only
+		// answers the double builds are held to the description.
+		validateResponse = false
 		h = func(w http.ResponseWriter, _ *http.Request, _ map[string]string, _ []byte) {
 			code, ex := example(route.Operation)
 			writeJSON(w, code, ex)
 		}
 	}
 	h(rec, r, params, body)
+	// The double's own answers must match the description too, or tests
+	// would pass against shapes GitHub never sends.
+	if validateResponse && rec.code >= 200 && rec.code < 300 && rec.code != http.StatusNoContent {
+		out := &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: in, Status: rec.code, Header: rec.Header(),
+			Body:    io.NopCloser(bytes.NewReader(rec.body.Bytes())),
+			Options: &openapi3filter.Options{MultiError: true, IncludeResponseStatus: true},
+		}
+		if err := openapi3filter.ValidateResponse(r.Context(), out); err != nil {
+			d.violation("double defect: response to %s %s (%s) does not match the OpenAPI description: %v", r.Method, path, call.OperationID, err)
+		}
+	}
 }
 
-func (d *Double) validate(r *http.Request, body []byte, route *routers.Route, params map[string]string) error {
+func (d *Double) validate(r *http.Request, body []byte, route *routers.Route, params map[string]string) (*openapi3filter.RequestValidationInput, error) {
 	rc := r.Clone(r.Context())
 	rc.Body = io.NopCloser(bytes.NewReader(body))
 	rc.ContentLength = int64(len(body))
@@ -472,7 +494,7 @@ func (d *Double) validate(r *http.Request, body []byte, route *routers.Route, pa
 			MultiError:         true,
 		},
 	}
-	return openapi3filter.ValidateRequest(r.Context(), in)
+	return in, openapi3filter.ValidateRequest(r.Context(), in)
 }
 
 // authorize checks the credentials GitHub would: an App JWT for /app
@@ -990,6 +1012,8 @@ func (d *Double) pullJSON(repo string, p *Pull) map[string]any {
 	ex := d.exampleFor("pulls/get")
 	ex["number"] = p.Number
 	ex["state"] = p.State
+	// GitHub's example predates the team schema's required "type".
+	ex["requested_teams"] = []any{}
 	ex["draft"] = p.Draft
 	if u, ok := ex["user"].(map[string]any); ok {
 		u["login"] = p.User
