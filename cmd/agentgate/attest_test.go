@@ -72,6 +72,15 @@ func TestEvidenceCommandsEndToEnd(t *testing.T) {
 	if s, code := execValidate(t, "audit", "tail", "--db", db, "-n", "1"); code != exitOK || !strings.Contains(s, "gate.evidence") || strings.Contains(s, "gate.decision") {
 		t.Fatalf("audit tail -n 1: %d %s", code, s)
 	}
+	if s, code := execValidate(t, "audit", "verify", "--db", db, "--key", pub, "--attestation", bundle); code != exitOK || !strings.Contains(s, "1 anchors") {
+		t.Fatalf("audit verify --attestation: %d %s", code, s)
+	}
+	if _, code := execValidate(t, "audit", "verify", "--db", db, "--anchor", "9:"+strings.Repeat("a", 64)); code != exitFail {
+		t.Fatalf("audit verify with an anchor beyond the log: exit %d", code)
+	}
+	if _, code := execValidate(t, "audit", "verify", "--db", db, "--anchor", "x"); code != exitInvalid {
+		t.Fatalf("audit verify with a malformed anchor: exit %d", code)
+	}
 	if _, code := execValidate(t, "audit", "verify", "--db", filepath.Join(dir, "none.db")); code != exitInvalid {
 		t.Fatalf("audit verify of a missing database: exit %d", code)
 	}

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
+	"github.com/agentgate/agentgate/gate/attest"
 	"github.com/agentgate/agentgate/gate/audit"
 	"github.com/agentgate/agentgate/gate/sign"
 	"github.com/agentgate/agentgate/internal/store"
@@ -82,9 +84,37 @@ file, a superuser).`,
 	return cmd
 }
 
+// parseAnchor reads SEQ:HASH.
+func parseAnchor(s string) (audit.Head, error) {
+	seq, hash, ok := strings.Cut(s, ":")
+	n, err := strconv.ParseInt(seq, 10, 64)
+	if !ok || err != nil || n < 1 || len(hash) != 64 {
+		return audit.Head{}, fmt.Errorf("--anchor %q: want SEQ:HASH (a record number and its 64-hex hash)", s)
+	}
+	return audit.Head{Seq: n, Hash: strings.ToLower(hash)}, nil
+}
+
+// attestationAnchor verifies an attestation with v and returns the audit
+// record it points at.
+func attestationAnchor(ctx context.Context, path string, v audit.Verifier) (audit.Head, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return audit.Head{}, err
+	}
+	res, err := attest.Verify(ctx, data, v, attest.Expect{})
+	if err != nil {
+		return audit.Head{}, err
+	}
+	if res.Predicate.Audit == nil {
+		return audit.Head{}, fmt.Errorf("%s names no audit record (it was signed without --db)", path)
+	}
+	return audit.Head{Seq: res.Predicate.Audit.Seq, Hash: res.Predicate.Audit.Hash}, nil
+}
+
 func newAuditVerifyCmd(dsn *string) *cobra.Command {
 	var keyRef string
 	var asJSON bool
+	var anchors, attestations []string
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Check the hash chain and the signed checkpoints of the audit log",
@@ -94,10 +124,15 @@ it signed. With --key, each checkpoint's signature is verified with the gate's
 public key too; without it the checkpoints are only compared with the chain
 (anyone with write access could have added one), which the output says.
 
+Checkpoints live in the database, so whoever cuts the tail together with its
+checkpoints is only caught by a head kept elsewhere: pass --attestation FILE
+(each attestation names its decision's audit record) or --anchor SEQ:HASH.
+
 Exit status: 0 the log is intact; 1 it is broken (the first broken record is
 named); 2 the database or key could not be read.`,
 		Example: `  agentgate audit verify --key keys/agentgate.pub
-  agentgate audit verify --db /var/lib/agentgate/agentgate.db --key keys/agentgate.pub --json`,
+  agentgate audit verify --db /var/lib/agentgate/agentgate.db --key keys/agentgate.pub --json
+  agentgate audit verify --key keys/agentgate.pub --attestation gate-out/attestation.sigstore.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -108,12 +143,36 @@ named); 2 the database or key could not be read.`,
 					return withCode(exitInvalid, err)
 				}
 			}
+			var heads []audit.Head
+			for _, a := range anchors {
+				h, err := parseAnchor(a)
+				if err != nil {
+					return withCode(exitInvalid, err)
+				}
+				heads = append(heads, h)
+			}
+			for _, f := range attestations {
+				if v == nil {
+					return withCode(exitInvalid, errors.New("audit verify: --attestation needs --key"))
+				}
+				h, err := attestationAnchor(ctx, f, v)
+				if err != nil {
+					return withCode(exitInvalid, fmt.Errorf("audit verify: --attestation %s: %w", f, err))
+				}
+				heads = append(heads, h)
+			}
 			l, done, err := openAuditLog(ctx, *dsn)
 			if err != nil {
 				return err
 			}
 			defer done()
 			rep, err := l.Verify(ctx, v)
+			for _, h := range heads {
+				if err != nil {
+					break
+				}
+				err = l.CheckAnchor(ctx, h)
+			}
 			out := cmd.OutOrStdout()
 			if b, ok := audit.IsBroken(err); ok {
 				if asJSON {
@@ -136,6 +195,9 @@ named); 2 the database or key could not be read.`,
 			default:
 				fmt.Fprintf(out, "%d checkpoints match the chain, signatures NOT verified (pass --key); latest covers record %d\n", rep.Checkpoints, rep.Latest.HeadSeq)
 			}
+			if len(heads) > 0 {
+				fmt.Fprintf(out, "%d anchors found in the log\n", len(heads))
+			}
 			if rep.Latest != nil && rep.Latest.HeadSeq < rep.Head.Seq {
 				fmt.Fprintf(out, "records %d..%d are after the latest checkpoint\n", rep.Latest.HeadSeq+1, rep.Head.Seq)
 			}
@@ -143,6 +205,8 @@ named); 2 the database or key could not be read.`,
 		},
 	}
 	cmd.Flags().StringVar(&keyRef, "key", "", "gate public key (PEM) to verify checkpoint signatures with")
+	cmd.Flags().StringArrayVar(&anchors, "anchor", nil, "SEQ:HASH of a record kept outside the database; the log must still hold it (repeatable)")
+	cmd.Flags().StringArrayVar(&attestations, "attestation", nil, "an attestation.sigstore.json whose audit record the log must still hold (needs --key; repeatable)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }

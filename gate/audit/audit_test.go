@@ -517,3 +517,34 @@ func FuzzAppendPayload(f *testing.F) {
 		}
 	})
 }
+
+func TestAnchorCatchesTailCutWithCheckpoints(t *testing.T) {
+	storetest.EachDSN(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		st, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		l := openLog(t, st, 3)
+		appendN(t, l, 7)
+		anchor, err := l.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.CheckAnchor(ctx, anchor); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.CheckAnchor(ctx, audit.Head{Seq: anchor.Seq, Hash: audit.GenesisHash}); err == nil {
+			t.Fatal("a wrong anchor hash matched")
+		}
+		// Cut the tail and every checkpoint that covered it: the chain
+		// and the remaining checkpoints are consistent, the anchor is not.
+		tamper(t, st, dsn, "DELETE FROM audit WHERE seq > 5", "DELETE FROM audit_checkpoints WHERE head_seq > 5")
+		k, _ := testKeys(t)
+		if _, err := l.Verify(ctx, k.verifier); err != nil {
+			t.Fatalf("the cut log should look consistent on its own: %v", err)
+		}
+		mustBroken(t, l.CheckAnchor(ctx, anchor), 7, "cut")
+	})
+}

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,4 +133,23 @@ func IsBroken(err error) (*BrokenError, bool) {
 	var b *BrokenError
 	ok := errors.As(err, &b)
 	return b, ok
+}
+
+// CheckAnchor checks that the log still holds record a.Seq with hash a.Hash.
+// An anchor is a head kept outside the database (an attestation's audit
+// field, a check-run summary), so this catches a tail that was cut together
+// with its checkpoints.
+func (l *Log) CheckAnchor(ctx context.Context, a Head) error {
+	var hash string
+	err := l.st.DB().QueryRowContext(ctx, l.st.Rebind("SELECT hash FROM audit WHERE seq = ?"), a.Seq).Scan(&hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return &BrokenError{Seq: a.Seq, Reason: "the anchored record is missing: the log was cut"}
+	}
+	if err != nil {
+		return fmt.Errorf("audit: read record %d: %w", a.Seq, err)
+	}
+	if hash != a.Hash {
+		return &BrokenError{Seq: a.Seq, Reason: "the record differs from the anchored one"}
+	}
+	return nil
 }
