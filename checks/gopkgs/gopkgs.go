@@ -123,7 +123,7 @@ func List(ctx context.Context, r isolate.Runner, dir string) ([]Package, isolate
 		return nil, res, errors.New("go list output exceeded the output limit")
 	}
 	if res.ExitCode != 0 {
-		return nil, res, fmt.Errorf("go list failed (exit %d): %s", res.ExitCode, Tail(res.Stderr, 2000))
+		return nil, res, fmt.Errorf("go list failed (exit %d): %s%s", res.ExitCode, Tail(res.Stderr, 2000), Hint(res.Stderr))
 	}
 	pkgs, err := ParseList(bytes.NewReader(res.Stdout))
 	return pkgs, res, err
@@ -147,6 +147,14 @@ func ParseList(r io.Reader) ([]Package, error) {
 		}
 		out = append(out, p)
 	}
+}
+
+// Hint explains go command errors caused by the isolated environment.
+func Hint(stderr []byte) string {
+	if bytes.Contains(stderr, []byte("GOPROXY=off")) || bytes.Contains(stderr, []byte("module lookup disabled")) {
+		return " (isolated runs cannot download modules: enable module downloads for the checks or fill the module cache with `go mod download` first)"
+	}
+	return ""
 }
 
 // Tail returns at most n bytes of the end of b, as text.

@@ -110,3 +110,12 @@ func FuzzParseList(f *testing.F) {
 		}
 	})
 }
+
+func TestHintExplainsDisabledModuleLookups(t *testing.T) {
+	if h := Hint([]byte("go: example.com/x@v1.0.0: module lookup disabled by GOPROXY=off")); !strings.Contains(h, "go mod download") {
+		t.Fatalf("hint %q", h)
+	}
+	if h := Hint([]byte("a.go:1:1: syntax error")); h != "" {
+		t.Fatalf("unexpected hint %q", h)
+	}
+}

@@ -213,7 +213,7 @@ func (c *Check) runTool(ctx context.Context, tool, prog string, args []string, d
 	out := string(r.Stdout) + "\n" + string(r.Stderr)
 	diags := ParseDiagnostics(tool, out, dir, tree)
 	if r.ExitCode != 0 && len(diags) == 0 {
-		return nil, fmt.Errorf("%s exited %d without diagnostics: %s", tool, r.ExitCode, gopkgs.Tail([]byte(out), 2000))
+		return nil, fmt.Errorf("%s exited %d without diagnostics: %s%s", tool, r.ExitCode, gopkgs.Tail([]byte(out), 2000), gopkgs.Hint([]byte(out)))
 	}
 	if r.ExitCode == 0 && len(diags) > 0 && tool == "go vet" {
 		// go vet prints diagnostics only when it fails; anything that looks

@@ -290,7 +290,7 @@ func (c *Check) scan(ctx context.Context, db vulndb.Info, dir string) (*Scan, st
 		return nil, r.Isolation, err
 	}
 	if r.ExitCode != 0 {
-		return nil, r.Isolation, fmt.Errorf("govulncheck exited %d: %s", r.ExitCode, gopkgs.Tail(r.Stderr, 2000))
+		return nil, r.Isolation, fmt.Errorf("govulncheck exited %d: %s%s", r.ExitCode, gopkgs.Tail(r.Stderr, 2000), gopkgs.Hint(r.Stderr))
 	}
 	if r.StdoutTruncated {
 		return nil, r.Isolation, errors.New("govulncheck output exceeded the output limit")
