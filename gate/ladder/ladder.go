@@ -46,19 +46,23 @@ type Ladder struct {
 }
 
 // New builds the ladder from a policy's rungs. An empty list means the seed
-// ladder. Rungs are merged with the seed so that a policy can only tighten:
-// a pair that is not a seed pair is an error, and seed requirements are
-// always kept.
+// ladder. Rungs are merged with the seed so that a policy can only tighten
+// the seed rules: seed requirements are always kept, and a rung the seed does
+// not have may extend the ladder beyond it (main -> production) but never
+// open another way into a seed branch (release/* -> main would skip develop
+// and staging).
 func New(rungs []policies.Rung) (*Ladder, error) {
 	if len(rungs) == 0 {
 		return &Ladder{rungs: Seed()}, nil
 	}
-	var out []policies.Rung
+	var out, extra []policies.Rung
 	seen := map[string]bool{}
 	for i, r := range rungs {
-		j := slices.IndexFunc(seed, func(s policies.Rung) bool { return s.Source == r.Source && s.Target == r.Target })
-		if j < 0 {
-			return nil, fmt.Errorf("ladder rung %d (%s -> %s) is not one of the seed rungs %s; a policy may remove rungs or add requirements, never add a pair: fix .agentgate/policy.yaml", i, r.Source, r.Target, seedPairs())
+		if r.Source == "" || r.Target == "" {
+			return nil, fmt.Errorf("ladder rung %d has an empty source or target: fix .agentgate/policy.yaml", i)
+		}
+		if _, err := path.Match(r.Source, ""); err != nil {
+			return nil, fmt.Errorf("ladder rung %d: source %q is not a valid branch pattern: fix .agentgate/policy.yaml", i, r.Source)
 		}
 		key := r.Source + "->" + r.Target
 		if seen[key] {
@@ -69,6 +73,25 @@ func New(rungs []policies.Rung) (*Ladder, error) {
 			if !slices.Contains(knownRequirements, req) {
 				return nil, fmt.Errorf("ladder rung %s -> %s requires unknown %q (known: %s): fix .agentgate/policy.yaml", r.Source, r.Target, req, strings.Join(knownRequirements, ", "))
 			}
+		}
+		j := slices.IndexFunc(seed, func(s policies.Rung) bool { return s.Source == r.Source && s.Target == r.Target })
+		if j < 0 {
+			if isSeedBranch(r.Target) {
+				return nil, fmt.Errorf("ladder rung %d (%s -> %s) opens another way into %s; only %s lead there (a policy may tighten the seed ladder, never loosen it): fix .agentgate/policy.yaml", i, r.Source, r.Target, r.Target, seedPairs())
+			}
+			if strings.ContainsAny(r.Target, "*?[") {
+				return nil, fmt.Errorf("ladder rung %d: target %q must be a branch name, not a pattern: fix .agentgate/policy.yaml", i, r.Target)
+			}
+			if len(r.Requires) == 0 {
+				return nil, fmt.Errorf("ladder rung %d (%s -> %s) requires nothing; a rung needs at least one requirement: fix .agentgate/policy.yaml", i, r.Source, r.Target)
+			}
+			e := r
+			e.Requires = slices.Clone(r.Requires)
+			if e.Name == "" {
+				e.Name = r.Target
+			}
+			extra = append(extra, e)
+			continue
 		}
 		merged := seed[j]
 		merged.Requires = slices.Clone(seed[j].Requires)
@@ -82,9 +105,19 @@ func New(rungs []policies.Rung) (*Ladder, error) {
 		}
 		out = append(out, merged)
 	}
-	// Keep ladder order (bottom to top) whatever order the policy used.
+	// Keep ladder order (bottom to top) whatever order the policy used;
+	// extensions come after the seed rungs, in policy order.
 	slices.SortFunc(out, func(a, b policies.Rung) int { return seedIndex(a) - seedIndex(b) })
-	return &Ladder{rungs: out}, nil
+	return &Ladder{rungs: append(out, extra...)}, nil
+}
+
+func isSeedBranch(b string) bool {
+	for _, r := range seed {
+		if r.Target == b || r.Source == b {
+			return true
+		}
+	}
+	return false
 }
 
 // MustSeed is the seed ladder; it cannot fail.
@@ -200,12 +233,15 @@ func (l *Ladder) Into(branch string) (policies.Rung, bool) {
 }
 
 // Protected reports whether branch is a ladder branch that only moves by
-// promotion: a rung target or a literal rung source (develop, staging, main).
-// Seed branches stay protected even when a policy removes their rung.
+// promotion: a seed branch (develop, staging, main; protected even when a
+// policy removes its rung) or the target of any rung.
 func (l *Ladder) Protected(branch string) bool {
 	branch = Branch(branch)
-	for _, r := range seed {
-		if r.Target == branch || r.Source == branch {
+	if isSeedBranch(branch) {
+		return true
+	}
+	for _, r := range l.rungs {
+		if r.Target == branch {
 			return true
 		}
 	}

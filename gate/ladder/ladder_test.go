@@ -88,8 +88,13 @@ func TestPolicyMayTightenButNotLoosen(t *testing.T) {
 		rungs []policies.Rung
 		want  string
 	}{
-		{"new pair", []policies.Rung{{Source: "agent/*", Target: "main"}}, "not one of the seed rungs"},
-		{"feature entry", []policies.Rung{{Source: "feature/*", Target: "develop"}}, "not one of the seed rungs"},
+		{"agent straight to main", []policies.Rung{{Source: "agent/*", Target: "main", Requires: []string{"checks"}}}, "opens another way into main"},
+		{"feature entry", []policies.Rung{{Source: "feature/*", Target: "develop", Requires: []string{"checks"}}}, "opens another way into develop"},
+		{"hotfix into main", []policies.Rung{{Source: "hotfix/*", Target: "main", Requires: []string{"human_approval"}}}, "opens another way into main"},
+		{"extension without requirements", []policies.Rung{{Source: "main", Target: "production"}}, "requires nothing"},
+		{"pattern target", []policies.Rung{{Source: "main", Target: "prod/*", Requires: []string{"human_approval"}}}, "not a pattern"},
+		{"bad pattern", []policies.Rung{{Source: "agent/[", Target: "develop"}}, "not a valid branch pattern"},
+		{"empty target", []policies.Rung{{Source: "main"}}, "empty source or target"},
 		{"duplicate", []policies.Rung{{Source: "develop", Target: "staging"}, {Source: "develop", Target: "staging"}}, "listed twice"},
 		{"unknown requirement", []policies.Rung{{Source: "develop", Target: "staging", Requires: []string{"vibes"}}}, `unknown "vibes"`},
 	}
@@ -155,6 +160,27 @@ func TestEvaluatePush(t *testing.T) {
 				t.Fatalf("reason %q does not contain %q", d.Reason, tt.reason)
 			}
 		})
+	}
+}
+
+func TestPolicyMayExtendTheLadderUpward(t *testing.T) {
+	rungs := append(Seed(), policies.Rung{Source: "main", Target: "production", Requires: []string{policies.RequireHumanApproval}})
+	l, err := New(rungs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Top() != "production" || !l.Protected("production") {
+		t.Fatalf("top %q, production protected %v", l.Top(), l.Protected("production"))
+	}
+	if r, err := l.Resolve("main", "production"); err != nil || r.Name != "production" {
+		t.Fatalf("Resolve(main, production) = %+v, %v", r, err)
+	}
+	if _, err := l.Resolve("staging", "production"); err == nil || !strings.Contains(err.Error(), "next rung: main") {
+		t.Fatalf("staging -> production: %v", err)
+	}
+	d := l.EvaluatePush(RefUpdate{Ref: "refs/heads/production", Old: shaA, New: shaB, FastForward: false}, nil)
+	if d.Action != Refuse || !d.SecurityEvent() {
+		t.Fatalf("force push to an extension target: %+v", d)
 	}
 }
 
