@@ -326,8 +326,14 @@ func (b *batcher) write(batch []*recordReq) ([]recordRes, error) {
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	out := make([]recordRes, len(batch))
+	stmt, err := tx.PrepareContext(ctx, insertDelivery)
+	if err != nil {
+		return nil, fmt.Errorf("record delivery: %w", err)
+	}
+	defer stmt.Close()
+	var jobs []river.InsertManyParams
 	for i, r := range batch {
-		res, err := tx.ExecContext(ctx, insertDelivery, deliveryArgs(r.d, r.enqueue)...)
+		res, err := stmt.ExecContext(ctx, deliveryArgs(r.d, r.enqueue)...)
 		if err != nil {
 			return nil, fmt.Errorf("record delivery: %w", err)
 		}
@@ -340,9 +346,13 @@ func (b *batcher) write(batch []*recordReq) ([]recordRes, error) {
 			continue
 		}
 		if r.enqueue {
-			if _, err := b.client.InsertTx(ctx, tx, DeliveryArgs{DeliveryID: r.d.ID, Event: r.d.Event}, jobOpts); err != nil {
-				return nil, fmt.Errorf("enqueue: %w", err)
-			}
+			jobs = append(jobs, river.InsertManyParams{Args: DeliveryArgs{DeliveryID: r.d.ID, Event: r.d.Event}, InsertOpts: jobOpts})
+		}
+	}
+	if len(jobs) > 0 {
+		// One call for the batch: River parses its insert once.
+		if _, err := b.client.InsertManyTx(ctx, tx, jobs); err != nil {
+			return nil, fmt.Errorf("enqueue: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
