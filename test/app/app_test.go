@@ -240,6 +240,30 @@ func TestReconcilerEvaluatesPRWithoutCheckRun(t *testing.T) {
 		repos, err := e.srv.InstalledRepos(context.Background())
 		return err == nil && len(repos[installation]) == 1
 	})
+	// installation_repositories (no published example: built from its
+	// schema) adds and removes repositories.
+	ir := map[string]any{
+		"action": "added", "repository_selection": "selected",
+		"installation":         map[string]any{"id": installation, "account": map[string]any{"login": "octo", "id": 1}},
+		"repositories_added":   []any{map[string]any{"id": 2, "node_id": "y", "name": "lib", "full_name": "octo/lib", "private": true}},
+		"repositories_removed": []any{},
+		"sender":               map[string]any{"login": "octo-admin", "id": 3, "type": "User"},
+	}
+	if code := deliver(t, e.url, "installation_repositories", newDeliveryID(), mustJSON(ir)); code != 202 {
+		t.Fatal(code)
+	}
+	waitFor(t, 20*time.Second, "repository added", func() bool {
+		repos, err := e.srv.InstalledRepos(context.Background())
+		return err == nil && len(repos[installation]) == 2
+	})
+	ir["action"], ir["repositories_added"], ir["repositories_removed"] = "removed", []any{}, ir["repositories_added"]
+	if code := deliver(t, e.url, "installation_repositories", newDeliveryID(), mustJSON(ir)); code != 202 {
+		t.Fatal(code)
+	}
+	waitFor(t, 20*time.Second, "repository removed", func() bool {
+		repos, err := e.srv.InstalledRepos(context.Background())
+		return err == nil && len(repos[installation]) == 1
+	})
 	n, err := e.srv.Reconcile(context.Background())
 	if err != nil || n != 1 {
 		t.Fatalf("Reconcile = %d, %v; want 1 evaluation (PR 9 only: PR 10 is not into a ladder branch)", n, err)
