@@ -298,7 +298,7 @@ func (s *Server) evaluate(ctx context.Context, t Target) error {
 		}
 	}
 	s.metrics.evaluations.WithLabelValues(res.Conclusion).Inc()
-	log.Info("check run posted", "check_run_id", id, "conclusion", res.Conclusion, "external_id", ext)
+	log.Info("check run posted", "check_run_id", id, "conclusion", res.Conclusion, "external_id", ext, "plan_id", res.PlanID)
 	return nil
 }
 
