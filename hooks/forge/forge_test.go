@@ -460,3 +460,36 @@ func BenchmarkPreReceiveAgentPush(b *testing.B) {
 		}
 	}
 }
+
+func TestHookFailsClosedOnAnInvalidPolicy(t *testing.T) {
+	s := newServer(t)
+	// An administrator moves develop to a commit whose policy is broken,
+	// outside the gate (directly in the bare repository).
+	if err := os.WriteFile(filepath.Join(s.work, ".agentgate", "policy.yaml"), []byte("apiVersion: agentgate.dev/v1\nkind: Policy\nladder: 7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.git(s.work, nil, "add", "-A")
+	broken := s.commit(human, "alice@example.com", "break the policy")
+	s.mustPush(human, "HEAD:refs/heads/feature/broken")
+	s.git(s.bare, nil, "update-ref", "refs/heads/develop", broken)
+
+	s.git(s.work, nil, "checkout", "-q", "-b", branch, broken)
+	s.agentCommit("x", 1)
+	s.mustRefuse(agent, "HEAD:"+branch, "policy on the protected branch", "fail closed")
+}
+
+func TestInstallRejectsAnUnknownCheck(t *testing.T) {
+	dir := t.TempDir()
+	bare := filepath.Join(dir, "r.git")
+	if out, err := exec.Command("git", "init", "-q", "--bare", bare).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	cmd := exec.Command(agentgateBin, "hooks", "install", "--repo", bare, "--checks", "scope,vibes")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `unknown check "vibes"`) {
+		t.Fatalf("install with an unknown check: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(bare, "hooks", "pre-receive")); err == nil {
+		t.Fatal("the hook was installed anyway")
+	}
+}
