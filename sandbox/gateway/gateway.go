@@ -634,6 +634,11 @@ func (g *Gateway) settle(ctx context.Context, st *callState) {
 		s.Cost = c
 	}
 	s.Usage = budget.Usage{InputTokens: u.Input, CachedInputTokens: u.CachedInput, CacheWriteTokens: u.CacheWrite5m + u.CacheWrite1h, OutputTokens: u.Output, ReasoningTokens: u.Reasoning}
+	if s.Cost > st.reserved && !st.local {
+		// Only an input estimate below the provider's count can get here.
+		g.log.Warn("gateway: a call cost more than its reservation; raise estimate_margin", "plan_id", st.plan, "run_id", st.run,
+			"model", st.call.Model, "reserved_nano_usd", st.reserved, "cost_nano_usd", s.Cost, "estimated_input_tokens", st.inputTokens, "input_tokens", u.Input)
+	}
 	if err := g.ledger.Settle(ctx, s); err != nil {
 		// The reservation stays held: money is never released on doubt.
 		g.log.Error("gateway: settlement failed; the reservation stays held", "plan_id", st.plan, "run_id", st.run, "reservation", st.reservation, "err", err)
