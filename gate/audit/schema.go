@@ -5,9 +5,6 @@ import "github.com/agentgate/agentgate/internal/store"
 // Component is the migration component name of the audit log.
 const Component = "audit"
 
-// appendOnly is the message every refused change carries.
-const appendOnly = "audit log is append-only"
-
 // Migrations create the audit tables. Times are stored as TEXT in
 // TimeFormat and payloads as TEXT (not jsonb) so that the hashed bytes are
 // exactly the stored bytes.

@@ -195,8 +195,8 @@ func LoadPublicKey(path string) (crypto.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sign: %s is not a PEM public key: %w", path, err)
 	}
-	if err := cryptoutils.ValidatePubKey(pub); err != nil {
-		return nil, fmt.Errorf("sign: %s: %w", path, err)
+	if ec, ok := pub.(*ecdsa.PublicKey); !ok || ec.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("sign: %s is not an ECDSA P-256 public key; agentgate keys are P-256 (agentgate keys generate)", path)
 	}
 	return pub, nil
 }

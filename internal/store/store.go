@@ -53,7 +53,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	case strings.HasPrefix(dsn, "sqlite://"):
 		return openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite://"))
 	case strings.Contains(dsn, "://"):
-		return nil, fmt.Errorf("store: unsupported database %q: use a file path, sqlite://PATH or postgres://...", redact(dsn))
+		return nil, fmt.Errorf("store: unsupported database %q: use a file path, sqlite://PATH or a postgres:// DSN", redact(dsn))
 	case dsn == "":
 		p, err := DefaultPath()
 		if err != nil {
