@@ -134,6 +134,22 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	}
 }
 
+func TestPrimaryRateLimitWaitsForReset(t *testing.T) {
+	d, c := setup(t)
+	d.SetPull(repo, githubdouble.Pull{Number: 6, HeadRef: "agent/y", HeadSHA: sha('d'), BaseRef: "develop"})
+	d.Inject(githubdouble.Fault{OperationID: "pulls/get", Status: 403, PrimaryRateLimit: true, RetryAfter: 2 * time.Second, Times: 1})
+	start := time.Now()
+	if _, err := c.PullRequest(context.Background(), repo, 6); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < time.Second {
+		t.Fatalf("retried after %v; x-ratelimit-reset was ~2s away", el)
+	}
+	if n := len(d.CallsTo("pulls/get")); n != 2 {
+		t.Fatalf("pulls/get calls = %d, want 2", n)
+	}
+}
+
 func TestMergePinnedToSHA(t *testing.T) {
 	d, c := setup(t)
 	d.SetPull(repo, githubdouble.Pull{Number: 5, HeadRef: "develop", HeadSHA: sha('e'), BaseRef: "staging"})

@@ -57,6 +57,9 @@ type Fault struct {
 	RetryAfter time.Duration
 	// SecondaryRateLimit answers GitHub's secondary-rate-limit 403 body.
 	SecondaryRateLimit bool
+	// PrimaryRateLimit answers GitHub's primary-rate-limit 403: headers
+	// x-ratelimit-remaining 0 and x-ratelimit-reset RetryAfter from now.
+	PrimaryRateLimit bool
 	Times              int // how many requests get this answer
 	// Until, when set, keeps answering the fault until that time (Times is
 	// then ignored).
@@ -571,10 +574,20 @@ func (d *Double) fault(w http.ResponseWriter, op, method string) bool {
 	if hit == nil {
 		return false
 	}
-	if hit.RetryAfter > 0 {
+	if hit.RetryAfter > 0 && !hit.PrimaryRateLimit {
 		w.Header().Set("Retry-After", strconv.Itoa(int((hit.RetryAfter+time.Second-1)/time.Second)))
 	}
 	switch {
+	case hit.PrimaryRateLimit:
+		w.Header().Set("X-RateLimit-Limit", "5000")
+		w.Header().Set("X-RateLimit-Remaining", "0")
+		w.Header().Set("X-RateLimit-Used", "5000")
+		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(hit.RetryAfter).Unix(), 10))
+		w.Header().Set("X-RateLimit-Resource", "core")
+		writeJSON(w, hit.Status, map[string]any{
+			"message":           "API rate limit exceeded for installation ID 1.",
+			"documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
+		})
 	case hit.SecondaryRateLimit:
 		writeJSON(w, hit.Status, map[string]any{
 			"message":           "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.",
