@@ -60,7 +60,7 @@ type Fault struct {
 	// PrimaryRateLimit answers GitHub's primary-rate-limit 403: headers
 	// x-ratelimit-remaining 0 and x-ratelimit-reset RetryAfter from now.
 	PrimaryRateLimit bool
-	Times              int // how many requests get this answer
+	Times            int // how many requests get this answer
 	// Until, when set, keeps answering the fault until that time (Times is
 	// then ignored).
 	Until time.Time
