@@ -40,7 +40,8 @@ func newBudgetShowCmd() *cobra.Command {
 		Short: "Show a plan's budget, spend, reservations and state",
 		Long: `Show a plan's budget: the limit, what is spent (settled), what calls in flight
 have reserved, the ratio of both to the limit, the thresholds, and whether the
-plan warned, awaits approval, was approved (by whom) or is stopped.`,
+plan warned, awaits approval, was approved (by whom) or is stopped. Exits 3 when
+the plan is stopped (STOP_BUDGET_EXCEEDED), so scripts can test it.`,
 		Example: "  agentgate budget show PLAN-42 --config gateway.yaml\n  agentgate budget show PLAN-42 --db postgres://gate@db/agentgate --json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
