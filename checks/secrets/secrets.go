@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -50,7 +51,7 @@ func (*Check) Run(ctx context.Context, s *checks.Subject) checks.Result {
 	findings, stats, err := Scan(ctx, s.Repo, s.Base, s.MergeBase, s.Head)
 	res.Details = map[string]any{
 		"files_scanned": stats.Files, "added_lines": stats.Lines, "bytes_scanned": stats.Bytes,
-		"commit_messages": stats.Messages, "rules": stats.Rules, "repo_config": stats.RepoConfig,
+		"commit_messages": stats.Messages, "history_added_lines": stats.HistoryLines, "rules": stats.Rules, "repo_config": stats.RepoConfig,
 		"ignore_entries_from_base": stats.IgnoreFile,
 	}
 	if err != nil {
@@ -77,6 +78,9 @@ func plural(n int) string {
 // Stats describes what a scan covered.
 type Stats struct {
 	Files, Lines, Messages int
+	// HistoryLines is how many lines the branch's commits add in total
+	// (each commit's patch); those not in the net diff are scanned too.
+	HistoryLines           int
 	Bytes                  uint64
 	Rules                  int
 	RepoConfig, IgnoreFile bool
@@ -113,7 +117,16 @@ func Scan(ctx context.Context, repo, base, mergeBase, head string) ([]checks.Fin
 		defer close(logDone)
 		commits, logErr = gitcli.Log(ctx, repo, mergeBase, head)
 	}()
-	wait := func() { <-diffDone; <-logDone }
+	var (
+		histAdded int
+		histErr   error
+		histDone  = make(chan struct{})
+	)
+	go func() {
+		defer close(histDone)
+		histAdded, histErr = historyAddedLines(ctx, repo, mergeBase, head)
+	}()
+	wait := func() { <-diffDone; <-logDone; <-histDone }
 
 	// Policy from the base commit only.
 	files, err := gitcli.ReadFiles(ctx, repo, base, []string{ConfigFile, IgnoreFile}, maxPolicyFile)
@@ -157,6 +170,9 @@ func Scan(ctx context.Context, repo, base, mergeBase, head string) ([]checks.Fin
 	if err == nil && diffErr != nil {
 		err = diffErr
 	}
+	if err == nil && histErr != nil {
+		err = histErr
+	}
 	if err == nil {
 		err = ctx.Err()
 	}
@@ -177,10 +193,14 @@ func Scan(ctx context.Context, repo, base, mergeBase, head string) ([]checks.Fin
 			return nil, st, fmt.Errorf("secret scan covered %d of the %d added lines of %s; refusing to report no secrets", got, n, p)
 		}
 	}
+	st.HistoryLines = src.historyLines
+	if src.historyLines != histAdded {
+		return nil, st, fmt.Errorf("secret scan covered %d of the %d lines the branch's commits add; refusing to report no secrets", src.historyLines, histAdded)
+	}
 	if (len(want) > 0 || len(commits) > 0) && st.Bytes == 0 {
 		return nil, st, errors.New("secret scan read nothing from a non-empty change; refusing to report no secrets")
 	}
-	return convert(found), st, nil
+	return convert(found, head), st, nil
 }
 
 // addIgnore hands the base's ignore file to gitleaks, which only reads
@@ -203,7 +223,7 @@ func addIgnore(d *detect.Detector, data []byte) error {
 
 // convert maps gitleaks findings to check findings, copying only fields
 // that cannot hold the secret.
-func convert(found []report.Finding) []checks.Finding {
+func convert(found []report.Finding, head string) []checks.Finding {
 	out := make([]checks.Finding, 0, len(found))
 	for _, f := range found {
 		cf := checks.Finding{
@@ -212,9 +232,13 @@ func convert(found []report.Finding) []checks.Finding {
 			Stop:     policies.StopSecretExposure,
 		}
 		where := ""
-		if strings.HasPrefix(f.File, messagePrefix) {
+		switch {
+		case strings.HasPrefix(f.File, messagePrefix):
 			where = "in the commit message of " + shortSHA(f.Commit)
-		} else {
+		case f.Commit != head:
+			cf.Path, cf.Line = f.File, f.StartLine
+			where = "added in commit " + shortSHA(f.Commit) + " and gone from the final change, but still in the branch's history"
+		default:
 			cf.Path, cf.Line = f.File, f.StartLine
 			where = "added by the change"
 		}
@@ -253,6 +277,9 @@ type changeSource struct {
 	repo, from, head string
 	commits          func() ([]gitcli.Commit, error) // waits for the log
 
+	netLines     map[string]struct{} // every line the net diff adds
+	historyLines int                 // added lines parsed from the branch history
+
 	mu    sync.Mutex
 	seen  map[string]int // added lines parsed per path
 	total atomic.Int64
@@ -263,8 +290,10 @@ func (s *changeSource) lines() int { return int(s.total.Load()) }
 // Fragments implements sources.Source.
 func (s *changeSource) Fragments(ctx context.Context, yield sources.FragmentsFunc) error {
 	s.seen = map[string]int{}
+	s.netLines = map[string]struct{}{}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	history := s.startHistory(ctx)
 	cmd, err := gitcli.Command(ctx, s.repo, "diff", "-U0", "-M", "--no-color", "--no-ext-diff", "--no-textconv",
 		"--ignore-submodules=none", "--src-prefix=a/", "--dst-prefix=b/", "--end-of-options", s.from+".."+s.head, "--")
 	if err != nil {
@@ -324,6 +353,9 @@ func (s *changeSource) Fragments(ctx context.Context, yield sources.FragmentsFun
 	if waitErr != nil {
 		return fmt.Errorf("git diff: %v: %s", waitErr, strings.TrimSpace(stderr.String()))
 	}
+	if err := s.scanHistory(history, yield); err != nil {
+		return err
+	}
 	commits, err := s.commits()
 	if err != nil {
 		return err
@@ -342,12 +374,18 @@ func (s *changeSource) file(f *gitdiff.File, yield sources.FragmentsFunc) error 
 		return nil
 	}
 	n := 0
+	var lines []string
 	for _, tf := range f.TextFragments {
 		if tf == nil {
 			continue
 		}
 		raw := tf.Raw(gitdiff.OpAdd)
 		n += int(tf.LinesAdded)
+		for _, l := range tf.Lines {
+			if l.Op == gitdiff.OpAdd {
+				lines = append(lines, l.Line)
+			}
+		}
 		if raw == "" {
 			continue
 		}
@@ -358,6 +396,9 @@ func (s *changeSource) file(f *gitdiff.File, yield sources.FragmentsFunc) error 
 	}
 	s.mu.Lock()
 	s.seen[f.NewName] += n
+	for _, l := range lines {
+		s.netLines[l] = struct{}{}
+	}
 	s.mu.Unlock()
 	s.total.Add(int64(n))
 	return nil
@@ -375,4 +416,135 @@ func (l *limited) Write(p []byte) (int, error) {
 		l.n -= k
 	}
 	return len(p), nil
+}
+
+// historyResult is the branch's per-commit patches, parsed while the net
+// diff is scanned.
+type historyResult struct {
+	files []*gitdiff.File
+	err   error
+}
+
+// startHistory runs `git log -p -U0` over from..head (no merges) and
+// parses it in the background.
+func (s *changeSource) startHistory(ctx context.Context) <-chan historyResult {
+	out := make(chan historyResult, 1)
+	go func() {
+		var res historyResult
+		defer func() { out <- res }()
+		cmd, err := gitcli.Command(ctx, s.repo, "log", "-p", "-U0", "-M", "--no-merges", "--format=medium", "--no-decorate",
+			"--no-color", "--no-ext-diff", "--no-textconv", "--ignore-submodules=none", "--src-prefix=a/", "--dst-prefix=b/",
+			"--end-of-options", s.from+".."+s.head, "--")
+		if err != nil {
+			res.err = err
+			return
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			res.err = err
+			return
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &limited{w: &stderr, n: 4096}
+		if err := cmd.Start(); err != nil {
+			res.err = fmt.Errorf("start git log: %w", err)
+			return
+		}
+		files, err := gitdiff.Parse(stdout)
+		if err != nil {
+			_ = cmd.Wait()
+			res.err = fmt.Errorf("parse git log: %w", err)
+			return
+		}
+		for f := range files {
+			res.files = append(res.files, f)
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		if err := cmd.Wait(); err != nil {
+			res.err = fmt.Errorf("git log: %v: %s", err, strings.TrimSpace(stderr.String()))
+		}
+	}()
+	return out
+}
+
+// scanHistory yields the lines some commit of the branch added that the
+// net diff does not: a secret added and removed again within the branch
+// is still in its history (and on the remote), so it counts.
+func (s *changeSource) scanHistory(history <-chan historyResult, yield sources.FragmentsFunc) error {
+	res := <-history
+	if res.err != nil {
+		return res.err
+	}
+	for _, f := range res.files {
+		if f.IsDelete || f.IsBinary {
+			continue
+		}
+		sha := s.head
+		if f.PatchHeader != nil && f.PatchHeader.SHA != "" {
+			sha = f.PatchHeader.SHA
+		}
+		for _, tf := range f.TextFragments {
+			if tf == nil {
+				continue
+			}
+			// With -U0 a hunk's added lines are consecutive on the new
+			// side, starting at NewPosition.
+			line := int(tf.NewPosition)
+			var run []string
+			runStart := 0
+			flush := func() error {
+				if len(run) == 0 {
+					return nil
+				}
+				frag := sources.Fragment{Raw: strings.Join(run, ""), FilePath: f.NewName, StartLine: runStart, CommitSHA: sha}
+				run = run[:0]
+				return yield(frag, nil)
+			}
+			for _, l := range tf.Lines {
+				if l.Op != gitdiff.OpAdd {
+					continue
+				}
+				s.historyLines++
+				if _, scanned := s.netLines[l.Line]; scanned {
+					if err := flush(); err != nil {
+						return err
+					}
+				} else {
+					if len(run) == 0 {
+						runStart = line
+					}
+					run = append(run, l.Line)
+				}
+				line++
+			}
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// historyAddedLines sums the lines each commit of from..head (no merges)
+// adds to text files, as git counts them.
+func historyAddedLines(ctx context.Context, repo, from, head string) (int, error) {
+	out, err := gitcli.Run(ctx, repo, "log", "--no-merges", "--format=", "--numstat", "-z", "-M", "--no-ext-diff", "--no-textconv",
+		"--ignore-submodules=none", "--end-of-options", from+".."+head, "--")
+	if err != nil {
+		return 0, fmt.Errorf("count the lines of the branch's commits: %w", err)
+	}
+	// Commits are separated by empty records in some git versions.
+	out = bytes.ReplaceAll(out, []byte{0, 0}, []byte{0})
+	out = bytes.TrimLeft(out, "\x00\n")
+	entries, err := gitcli.ParseNumstat(out)
+	if err != nil {
+		return 0, fmt.Errorf("count the lines of the branch's commits: %w", err)
+	}
+	n := 0
+	for _, e := range entries {
+		if !e.Binary {
+			n += e.Added
+		}
+	}
+	return n, nil
 }

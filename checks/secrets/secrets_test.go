@@ -206,3 +206,30 @@ func TestConfigLoadsAreStable(t *testing.T) {
 		t.Errorf("default rules: %d", len(def.Rules))
 	}
 }
+
+// A key added in one commit and removed in a later one is not in the net
+// diff but stays in the branch's history (and on the remote): it stops.
+func TestKeyAddedThenRemovedOnTheBranchStops(t *testing.T) {
+	fx := newRepo(t, nil, keyFile)
+	fx.r.Write("app/keys.go", "package main\n\n// key moved to the vault\n")
+	fx.r.Commit("remove the key")
+	fx.head = fx.r.Git("rev-parse", "HEAD")
+	res := fx.run(t)
+	if len(res.Findings) != 1 || res.Findings[0].Stop != policies.StopSecretExposure || !strings.Contains(res.Findings[0].Message, "history") {
+		t.Fatalf("want one history finding, got %s %s %+v", res.Status, res.Reason, res.Findings)
+	}
+	if res.Findings[0].Path != "app/keys.go" || res.Findings[0].Line != 3 {
+		t.Errorf("finding location %+v", res.Findings[0])
+	}
+}
+
+// A key that survives to head is reported once, not once per commit.
+func TestKeyInNetDiffIsReportedOnce(t *testing.T) {
+	fx := newRepo(t, nil, keyFile)
+	fx.r.Append("app/main.go", "// later commit\n")
+	fx.r.Commit("more")
+	fx.head = fx.r.Git("rev-parse", "HEAD")
+	if res := fx.run(t); len(res.Findings) != 1 {
+		t.Fatalf("want one finding, got %+v", res.Findings)
+	}
+}
