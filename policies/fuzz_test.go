@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 // checkLoaderContract asserts what every loader promises for any input:
@@ -152,4 +153,45 @@ func BenchmarkOwner(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		tree.Owner(paths[i%len(paths)])
 	}
+}
+
+// exampleMapFS is the example repository's contract files in memory.
+func exampleMapFS(tb testing.TB) fstest.MapFS {
+	m := fstest.MapFS{}
+	for _, f := range []string{".agentgate/policy.yaml", "config.yaml", "requirements.yaml",
+		"services/payments/config.yaml", "services/payments/requirements.yaml", "services/payments/WORK_PLAN.json",
+		"services/ledger/config.yaml", "services/ledger/requirements.yaml", "services/ledger/WORK_PLAN.json"} {
+		m[f] = &fstest.MapFile{Data: readExample(tb, f)}
+	}
+	return m
+}
+
+// FuzzLoadTree runs the cross-file rules on arbitrary plans and thread
+// configs placed in the example repository.
+func FuzzLoadTree(f *testing.F) {
+	f.Add(readExample(f, "services/payments/WORK_PLAN.json"), readExample(f, "services/payments/config.yaml"))
+	f.Add([]byte(planJSON), []byte(threadYAML))
+	f.Add([]byte(`{"target_files": ["**", "/x", "services/**/config.yaml"], "tests": {"command": [""]}}`), []byte("apiVersion: agentgate.dev/v1\nshared_interfaces: ['**', '.github/**']\n"))
+	base := exampleMapFS(f)
+	f.Fuzz(func(t *testing.T, plan, cfg []byte) {
+		fsys := fstest.MapFS{}
+		for k, v := range base {
+			fsys[k] = v
+		}
+		fsys["services/payments/WORK_PLAN.json"] = &fstest.MapFile{Data: plan}
+		fsys["services/payments/config.yaml"] = &fstest.MapFile{Data: cfg}
+		tree, probs := LoadTree(fsys)
+		if tree == nil {
+			t.Fatal("nil tree")
+		}
+		for _, p := range probs {
+			if p.File == "" || p.Message == "" {
+				t.Fatalf("malformed problem %+v", p)
+			}
+		}
+		tree.Owner("services/payments/x.go")
+		if td := tree.Thread("services/payments"); td != nil && td.Plan != nil {
+			PlanAllows(td.Plan, td, "services/payments/x.go")
+		}
+	})
 }

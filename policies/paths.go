@@ -2,6 +2,7 @@ package policies
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -17,9 +18,34 @@ import (
 // as a whole segment matches any number of directories (including none),
 // '[...]' classes and '{a,b}' alternatives work. "dir/**" matches dir
 // itself and everything under it. A malformed pattern matches nothing.
+//
+// Patterns come from agent-written plans, and doublestar's matching is
+// exponential in nested {…} alternatives containing '**'; a pattern over
+// the complexity limits (see globComplexity) matches nothing.
 func MatchGlob(pattern, p string) bool {
+	if globComplexity(pattern) != "" {
+		return false
+	}
 	ok, err := doublestar.Match(pattern, p)
 	return err == nil && ok
+}
+
+// Complexity limits of glob patterns.
+const (
+	maxGlobLen    = 512
+	maxGlobBraces = 4
+)
+
+// globComplexity explains why a pattern is too complex to match safely,
+// or returns "".
+func globComplexity(pattern string) string {
+	if len(pattern) > maxGlobLen {
+		return fmt.Sprintf("pattern is longer than %d characters", maxGlobLen)
+	}
+	if n := strings.Count(pattern, "{"); n > maxGlobBraces {
+		return fmt.Sprintf("pattern has %d {…} groups; at most %d are allowed (list several patterns instead)", n, maxGlobBraces)
+	}
+	return ""
 }
 
 // checkRepoPath returns why p is not an acceptable repo-relative path (or
@@ -50,6 +76,9 @@ func checkRepoPath(p string, glob bool) string {
 	if glob {
 		if strings.Contains(p, `\`) {
 			return "pattern contains a backslash; use forward slashes (escapes are not supported)"
+		}
+		if why := globComplexity(p); why != "" {
+			return why
 		}
 		if !doublestar.ValidatePattern(p) {
 			return "malformed glob pattern"

@@ -38,6 +38,9 @@ func TestMatchGlob(t *testing.T) {
 		{"**", "anything/at/all", true},
 		{"internal/money/money.go", "internal/money/money.go", true},
 		{"internal/money/money.go", "internal/money/money_test.go", false},
+		// Exponential in doublestar; refused outright.
+		{strings.Repeat("{a,**}/", 40) + "x", strings.Repeat("a/", 40) + "y", false},
+		{strings.Repeat("{a,**}/", 4) + "x", "a/a/a/a/x", true},
 	} {
 		if got := MatchGlob(tc.pattern, tc.path); got != tc.want {
 			t.Errorf("MatchGlob(%q, %q) = %v, want %v", tc.pattern, tc.path, got, tc.want)
@@ -69,6 +72,8 @@ func TestCheckRepoPath(t *testing.T) {
 		{"a\x00b", false, "NUL"},
 		{"a/[b", true, "malformed"},
 		{"a..b/c", false, ""}, // '..' inside a name is fine
+		{strings.Repeat("{a,**}/", 5) + "x", true, "at most 4"},
+		{strings.Repeat("a", 513), true, "longer than 512"},
 	} {
 		got := checkRepoPath(tc.p, tc.glob)
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
