@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/agentgate/agentgate/gate/budget"
+	"github.com/agentgate/agentgate/internal/store"
 	"github.com/agentgate/agentgate/sandbox/gateway"
 )
 
@@ -80,6 +83,34 @@ func TestGatewayKeysAndBudgetCommands(t *testing.T) {
 	}
 	if out, code := runCLI(t, "gateway", "keys", "revoke", issued["key_id"], "--config", cfg); code != exitFail {
 		t.Fatalf("second revoke: %d %s", code, out)
+	}
+	// A call that would cross the stop ratio stops the plan: show exits 3,
+	// approve is refused, resume lifts the stop.
+	func() {
+		st, err := store.Open(context.Background(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		l, err := budget.NewStoreLedger(context.Background(), st, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, err := l.Reserve(context.Background(), budget.ReserveRequest{PlanID: "PLAN-1", Amount: budget.USDToNano(3)}); err != nil || res.Verdict.Decision != budget.HardStop {
+			t.Fatalf("reserve: %v %+v", err, res.Verdict)
+		}
+	}()
+	if out, code := runCLI(t, "budget", "show", "PLAN-1", "--db", db); code != exitStop || !strings.Contains(out, "STOPPED") {
+		t.Fatalf("show a stopped plan: %d %s", code, out)
+	}
+	if out, code := runCLI(t, "budget", "approve", "PLAN-1", "--as", "bob", "--db", db); code != exitFail || !strings.Contains(out, "budget resume") {
+		t.Fatalf("approve a stopped plan: %d %s", code, out)
+	}
+	if out, code := runCLI(t, "budget", "resume", "PLAN-1", "--as", "carol", "--db", db); code != exitOK {
+		t.Fatalf("resume: %d %s", code, out)
+	}
+	if out, code := runCLI(t, "budget", "show", "PLAN-1", "--db", db); code != exitOK {
+		t.Fatalf("show after resume: %d %s", code, out)
 	}
 	out, code = runCLI(t, "audit", "tail", "--db", db)
 	if code != exitOK || !strings.Contains(out, "budget.approve") || !strings.Contains(out, "alice") {
