@@ -233,3 +233,23 @@ func TestKeyInNetDiffIsReportedOnce(t *testing.T) {
 		t.Fatalf("want one finding, got %+v", res.Findings)
 	}
 }
+
+// A branch that merged its base back in is scanned without accounting
+// errors.
+func TestBranchWithAMergeFromBase(t *testing.T) {
+	fx := newRepo(t, nil, func(r *gittest.Repo) { r.Write("app/a.go", "package main\n\nvar a = 1\n") })
+	fx.r.Checkout("main")
+	fx.r.Write("app/b.go", "package main\n\nvar b = 2\n")
+	newBase := fx.r.Commit("main moves on")
+	fx.r.Checkout("agent/x")
+	fx.r.Git("merge", "-q", "--no-edit", "main")
+	keyFile(fx.r)
+	fx.r.Commit("key after merge")
+	fx.head = fx.r.Git("rev-parse", "HEAD")
+	fx.base = newBase
+	fx.mb = fx.r.Git("merge-base", newBase, fx.head)
+	res := fx.run(t)
+	if res.Status != checks.StatusFail || len(res.Findings) != 1 {
+		t.Fatalf("got %s %s %+v", res.Status, res.Reason, res.Findings)
+	}
+}

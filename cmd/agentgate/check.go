@@ -115,8 +115,10 @@ times out fails the gate with the reason, it never passes):
             artifacts and security-critical paths (need approval), max_files_changed,
             max_diff_lines, new dependencies, file types, binaries, executable bits,
             symlinks, submodules, oversized files
-  secrets   gitleaks on the added lines and the commit messages (STOP_SECRET_EXPOSURE;
-            the secret is never printed)
+  secrets   gitleaks on the added lines, on lines earlier commits of the branch added
+            and later removed, and on the commit messages, with the base's
+            .gitleaks.toml and .gitleaksignore (STOP_SECRET_EXPOSURE; the secret is
+            never printed)
   vuln      govulncheck against an offline database, new on head vs base, called
             symbols fail (stdlib findings follow the policy's vuln.stdlib)
   tests     the plan's test command on the affected packages (isolated, no network):
