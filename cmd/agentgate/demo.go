@@ -236,7 +236,7 @@ func (d *demo) badAgentPush(ctx context.Context) error {
 		return err
 	}
 	err := d.push(ctx, demoAgent2, false, "HEAD:refs/heads/"+demoBranch2,
-		"Refused with the reasons; the plan's runs are stopped until an approver re-authorizes them (/resume-run).")
+		"The reasons are above; the plan's runs are stopped until an approver re-authorizes them (/resume-run).")
 	if _, gerr := d.git(ctx, d.work, nil, "checkout", "-q", demoBranch); gerr != nil {
 		return gerr
 	}

@@ -517,7 +517,11 @@ func (f *Forge) developPromotion(ctx context.Context, view string, pol *policies
 						return result{refused: fmt.Sprintf("develop: the attestation of %s does not verify (%v); push the agent branch again to re-evaluate", short(u.New), err)}, nil
 					}
 				}
-				msg := fmt.Sprintf("promotion %s -> develop at %s: the develop rung passed at push time (%s)", source, short(u.New), ev.Summary)
+				why := ev.Summary
+				if _, after, ok := strings.Cut(why, ": "); ok {
+					why = after
+				}
+				msg := fmt.Sprintf("promotion %s -> develop at %s: the develop rung passed when it was pushed (%s)", source, short(u.New), why)
 				return result{accepted: msg, after: func() error {
 					return f.audit(ctx, pusher, "gate.promoted", u.New, ev.PlanID, map[string]any{"source": source, "target": "develop", "old": u.Old, "attestation": ev.Attestation})
 				}}, f.audit(ctx, pusher, "gate.decision", u.New, ev.PlanID, map[string]any{"source": source, "target": "develop", "old": u.Old, "reused_evaluation": ev.Summary})
