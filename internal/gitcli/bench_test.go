@@ -68,3 +68,19 @@ func cpu(b *testing.B) func() {
 		b.ReportMetric(float64((repogen.CPUTime()-start).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 	}
 }
+
+// BenchmarkExport writes a commit's tree (about 3,000 and 12,000 files)
+// into a fresh directory, as the tests, static and vuln checks do.
+func BenchmarkExport(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		r := benchRepo(b, n)
+		b.Run(fmt.Sprintf("files=%d", n+n/5), func(b *testing.B) {
+			defer cpu(b)()
+			for b.Loop() {
+				if err := gitcli.Export(context.Background(), r.Dir, r.Head, b.TempDir(), 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
