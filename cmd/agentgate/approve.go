@@ -26,6 +26,10 @@ authored or committed any commit being promoted; SHA (7 or more hex digits)
 must be the source branch's current tip. A later push to the source voids
 the approval. Every decision is written to the audit log.
 
+On a local forge, whoever can run agentgate against the repository's files is
+trusted to say who they are; on GitHub the same rules run on /approve-promotion
+comments with the commenter's identity and permissions checked live.
+
 Then promote: git push origin staging:main.
 
 Exit status: 0 approved, 1 refused (the reason is printed), 2 bad input.`,
