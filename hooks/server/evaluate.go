@@ -163,6 +163,9 @@ func (s *Server) crossReplicaLock(ctx context.Context, key string) (func(), erro
 func currentHead(ctx context.Context, c *agh.Client, t Target) (string, error) {
 	if t.PR > 0 {
 		pr, err := c.PullRequest(ctx, t.Repo, t.PR)
+		if agh.IsNotFound(err) {
+			return "", nil // the pull request is gone (or no longer visible to us)
+		}
 		if err != nil {
 			return "", err
 		}
@@ -312,11 +315,11 @@ func superseded(ctx context.Context, err error) error {
 }
 
 // targetsForCheckRun turns check_run/check_suite rerequested into targets.
-func targetsFromPRs(installation int64, repo, delivery, sha, headBranch string, prs []*gogithub.PullRequest, target string) []Target {
+func targetsFromPRs(onLadder func(string) bool, installation int64, repo, delivery, sha, headBranch string, prs []*gogithub.PullRequest, target string) []Target {
 	var out []Target
 	for _, p := range prs {
 		base := p.GetBase().GetRef()
-		if target != "" && base != target {
+		if (target != "" && base != target) || !onLadder(base) {
 			continue
 		}
 		out = append(out, Target{DeliveryID: delivery, Installation: installation, Repo: repo, PR: p.GetNumber(),

@@ -144,7 +144,7 @@ func (s *Server) handleDelivery(ctx context.Context, id string) error {
 	case *gogithub.CheckSuiteEvent:
 		if e.GetAction() == "rerequested" {
 			cs := e.GetCheckSuite()
-			targets = targetsFromPRs(d.InstallationID, d.Repo, d.ID, cs.GetHeadSHA(), cs.GetHeadBranch(), cs.PullRequests, "")
+			targets = targetsFromPRs(s.onLadder, d.InstallationID, d.Repo, d.ID, cs.GetHeadSHA(), cs.GetHeadBranch(), cs.PullRequests, "")
 			if len(targets) == 0 && s.ladder.AgentBranch(cs.GetHeadBranch()) {
 				if r, ok := s.ladder.Next(cs.GetHeadBranch()); ok {
 					targets = []Target{{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, HeadRef: cs.GetHeadBranch(), HeadSHA: cs.GetHeadSHA(), BaseRef: r.Target, Rerun: true}}
@@ -177,6 +177,9 @@ func (s *Server) evaluateAll(ctx context.Context, targets []Target) error {
 	}
 	return errors.Join(errs...)
 }
+
+// onLadder reports a branch that is a rung's target (gated).
+func (s *Server) onLadder(branch string) bool { _, ok := s.ladder.Into(branch); return ok }
 
 func isZeroSHA(s string) bool { return s == "" || strings.Trim(s, "0") == "" }
 
@@ -452,6 +455,9 @@ func (s *Server) checkRunTargets(d *webhook.Delivery) ([]Target, error) {
 		return nil, nil
 	}
 	var out []Target
+	if !s.onLadder(target) {
+		return nil, nil
+	}
 	for _, p := range cr.PullRequests {
 		if p.Base.Ref != target {
 			continue

@@ -3,9 +3,11 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -450,5 +452,41 @@ func TestGracefulShutdownReturnsInFlightJob(t *testing.T) {
 	}
 	if n := len(runsOn(e.d, head)); n != 0 {
 		t.Fatalf("check runs = %d", n)
+	}
+}
+
+// TestEveryPublishedPayloadIsProcessed replays all of GitHub's published
+// example payloads through the running server: each is accepted once, and
+// every job ends completed (or cancelled for a payload it cannot use),
+// none left failing, and the double sees no invalid call.
+func TestEveryPublishedPayloadIsProcessed(t *testing.T) {
+	e := startApp(t, server.EvaluatorFunc(verdictEvaluator), nil)
+	root := filepath.Join(githubdouble.MustSharedTestdata(t), "webhooks")
+	files, _ := filepath.Glob(filepath.Join(root, "*", "*.json"))
+	if len(files) < 60 {
+		t.Fatalf("found %d payloads", len(files))
+	}
+	for _, f := range files {
+		m := loadPayload(t, filepath.Join(filepath.Base(filepath.Dir(f)), filepath.Base(f)))
+		setRepo(m)
+		if code := deliver(t, e.url, filepath.Base(filepath.Dir(f)), newDeliveryID(), mustJSON(m)); code != 202 {
+			t.Errorf("%s: %d", f, code)
+		}
+	}
+	waitFor(t, 60*time.Second, "every job to finish", func() bool {
+		var n int
+		e.st.DB().QueryRow(`SELECT count(*) FROM river_job WHERE state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&n)
+		return n == 0
+	})
+	rows, err := e.st.DB().Query(`SELECT kind, state, errors FROM river_job WHERE state <> 'completed'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var kind, state string
+		var errs sql.NullString
+		rows.Scan(&kind, &state, &errs)
+		t.Errorf("job %s ended %s: %s", kind, state, errs.String)
 	}
 }
