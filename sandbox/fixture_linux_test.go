@@ -11,7 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -131,8 +131,12 @@ func setupFixture() (*fixture, error) {
 	}
 	wrappers := map[string]Wrapper{}
 	tools := map[string]string{"probe": f.probe, "sh": "/bin/sh", "git": "/usr/bin/git", "true": "/bin/true"}
+	goRoot := "/usr/local/go"
 	if goBin, err := exec.LookPath("go"); err == nil {
 		tools["go"] = goBin
+		if out, err := exec.Command(goBin, "env", "GOROOT").Output(); err == nil {
+			goRoot = strings.TrimSpace(string(out))
+		}
 	}
 	for name, path := range tools {
 		w, err := pin(path)
@@ -148,7 +152,7 @@ func setupFixture() (*fixture, error) {
 			MountPoint: filepath.Join(state, "mnt")},
 		Identity:  Identity{User: testUser, Group: testUser},
 		Wrappers:  wrappers,
-		ReadPaths: append(append([]string{}, DefaultReadPaths...), filepath.Join(f.base, "suid"), runtime.GOROOT()),
+		ReadPaths: append(append([]string{}, DefaultReadPaths...), filepath.Join(f.base, "suid"), goRoot),
 		Network:   Network{Mode: NetworkDeny},
 		Limits: Limits{Wall: 60 * time.Second, CPUTime: 60 * time.Second, MemoryBytes: 512 << 20,
 			Pids: 256, OpenFiles: 1024, FileSizeBytes: 64 << 20},

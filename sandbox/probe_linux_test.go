@@ -139,7 +139,12 @@ func probeMain(args []string) {
 			}
 		}
 	case "spin":
+		var n uint64
 		for {
+			n++ //nolint:staticcheck // burning CPU is the point
+			if n == 0 {
+				fmt.Println("wrapped")
+			}
 		}
 	case "sleep":
 		d, _ := strconv.Atoi(args[1])

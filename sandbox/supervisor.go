@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -470,14 +469,4 @@ func (r *FileStopRecorder) RecordStop(_ context.Context, ev StopEvent) error {
 // RecordResume implements ResumeRecorder.
 func (r *FileStopRecorder) RecordResume(_ context.Context, ev StopEvent, a Authorization) error {
 	return r.append(map[string]any{"event": "sandbox.resume", "stop": ev, "authorization": a})
-}
-
-// sortedKeys is used by inventories and tests.
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

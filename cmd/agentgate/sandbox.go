@@ -245,7 +245,7 @@ refused (a missing layer, a tampered wrapper); 2 invalid input; 3 a limit stoppe
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.ArgsLenAtDash() != 0 {
-				return withCode(exitInvalid, errors.New("sandbox run: put the command after --, e.g. agentgate sandbox run --thread DIR -- go test ./..."))
+				return withCode(exitInvalid, errors.New("sandbox run: put the command after --, e.g. agentgate sandbox run --thread DIR -- go test ./... (see --help)"))
 			}
 			_, _, _, d, err := f.load()
 			if err != nil {

@@ -59,6 +59,7 @@ type Gateway struct {
 	ceiling  int64
 	onStop   func(ctx context.Context, planID, runID, reason string)
 	onWarn   func(ctx context.Context, planID, runID string, v budget.Verdict)
+	pending  *pendingSettles
 }
 
 // New builds a Gateway from a validated Config.
@@ -67,7 +68,7 @@ func New(o Options) (*Gateway, error) {
 		return nil, errors.New("gateway: Config, Keys and Ledger are required")
 	}
 	g := &Gateway{cfg: o.Config, prices: o.Prices, keys: o.Keys, ledger: o.Ledger, log: o.Logger,
-		metrics: newMetrics(), ceiling: budget.USDToNano(o.Config.RequestCeilingUSD), onStop: o.OnStop, onWarn: o.OnWarn}
+		metrics: newMetrics(), pending: newPendingSettles(), ceiling: budget.USDToNano(o.Config.RequestCeilingUSD), onStop: o.OnStop, onWarn: o.OnWarn}
 	if g.prices == nil {
 		g.prices = BuiltinPrices()
 	}
@@ -131,6 +132,7 @@ func (g *Gateway) serveRunStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "invalid_run_key", "invalid or revoked run key", nil)
 		return
 	}
+	g.pending.wait(r.Context(), rk.PlanID)
 	ps, err := g.ledger.Status(r.Context(), rk.PlanID)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "budget_unavailable", "the budget ledger is unavailable", nil)
@@ -320,6 +322,7 @@ func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, st *callStat
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error(), nil)
 		return
 	}
+	g.pending.wait(ctx, st.plan) // judge this call on its predecessors' real cost
 	var worst int64
 	if !st.local {
 		n, err := countTokens(st.price.Tokenizer, g.cfg.EstimateMargin, call.textForCount, call.imageLikeCount)
@@ -464,7 +467,17 @@ func (g *Gateway) serveCacheHit(w http.ResponseWriter, r *http.Request, st *call
 
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *callState, body []byte) {
 	if st.reservation != "" {
-		defer g.settle(r.Context(), st)
+		// Settlement is written after the response is delivered (also when
+		// the client hangs up: the proxy then aborts with a panic, and this
+		// deferred call still runs). The plan's next admission waits for it.
+		g.pending.add(st)
+		ctx := context.WithoutCancel(r.Context())
+		defer func() {
+			go func() {
+				defer g.pending.done(st)
+				g.settle(ctx, st)
+			}()
+		}()
 	}
 	out := r.Clone(context.WithValue(r.Context(), stateKey{}, st))
 	out.Body = io.NopCloser(bytes.NewReader(body))
@@ -528,10 +541,6 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	}
 	st.mu.Unlock()
 	resp.Body = &meteredBody{rc: resp.Body, st: st}
-	// Without a length the response ends (final chunk) only when the handler
-	// returns, after settlement: a client's next call sees this one settled.
-	resp.ContentLength = -1
-	resp.Header.Del("Content-Length")
 	return nil
 }
 

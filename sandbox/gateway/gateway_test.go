@@ -137,8 +137,24 @@ func (r *rig) do(key, path, body string, hdr ...string) result {
 	return result{resp.StatusCode, resp.Header, b}
 }
 
+// flush waits for settlements written after their responses.
+func (r *rig) flush() {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.gw.Flush(ctx); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) totals(run string) (budget.RunTotals, error) {
+	r.flush()
+	return r.ledger.RunTotals(context.Background(), run)
+}
+
 func (r *rig) status(plan string) budget.PlanStatus {
 	r.t.Helper()
+	r.flush()
 	p, err := r.ledger.Status(context.Background(), plan)
 	if err != nil {
 		r.t.Fatal(err)
@@ -197,7 +213,7 @@ func TestProviderUsageSettlesAtTheRealCost(t *testing.T) {
 	if sent["max_tokens"] != float64(1000) {
 		t.Errorf("client max_tokens not kept: %v", sent["max_tokens"])
 	}
-	tot, err := r.ledger.RunTotals(context.Background(), "run-p-usage")
+	tot, err := r.totals("run-p-usage")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +411,7 @@ func TestCutStreamIsSettledFromWhatArrived(t *testing.T) {
 			if p.Reserved != 0 || p.Spent <= 0 || p.Spent >= maxCost/4 {
 				t.Fatalf("spent %d reserved %d: a cut stream must be charged for what arrived, well under the reservation", p.Spent, p.Reserved)
 			}
-			tot, _ := r.ledger.RunTotals(context.Background(), "run-p-cut")
+			tot, _ := r.totals("run-p-cut")
 			if m := tot.ByModel[price.Provider+""]; m.Calls != 0 {
 				t.Fatal("by-model keyed by provider")
 			}
@@ -561,7 +577,7 @@ func TestDeterministicRepeatsAreFreeCacheHits(t *testing.T) {
 	if r.up.count() != 3 {
 		t.Fatalf("upstream calls %d, want 3", r.up.count())
 	}
-	tot, _ := r.ledger.RunTotals(context.Background(), "run-p-cache")
+	tot, _ := r.totals("run-p-cache")
 	if tot.CacheHits != 1 || tot.ExternalCalls != 2 {
 		t.Fatalf("totals %+v", tot)
 	}
@@ -588,7 +604,7 @@ func TestDegradeToLocalPastTheWarningRatio(t *testing.T) {
 	if r.up.count() != 1 || r.local.count() != 5 {
 		t.Fatalf("paid %d local %d", r.up.count(), r.local.count())
 	}
-	tot, _ := r.ledger.RunTotals(context.Background(), "run-p-deg")
+	tot, _ := r.totals("run-p-deg")
 	if !tot.Degraded || tot.LocalCalls != 5 || tot.ExternalCalls != 1 {
 		t.Fatalf("manifest totals %+v", tot)
 	}
