@@ -2,6 +2,7 @@ package scope
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -53,50 +54,97 @@ func (*Check) Run(ctx context.Context, s *checks.Subject) checks.Result {
 	if s == nil || s.Tree == nil || !gitcli.IsSHA(s.MergeBase) || !gitcli.IsSHA(s.Head) {
 		return fail("incomplete subject: the engine must resolve base, head, merge base and the base policy")
 	}
+	// The plan's history is independent of the diff: read it alongside.
+	type planResult struct {
+		commit string
+		err    error
+	}
+	planCh := make(chan planResult, 1)
+	go func() {
+		var pr planResult
+		if s.Plan != nil && s.PlanPath != "" {
+			pr.commit, pr.err = planChangedMidRun(ctx, s.Repo, s.MergeBase, s.Head, s.PlanPath)
+		}
+		planCh <- pr
+	}()
 	changes, err := gitcli.Diff(ctx, s.Repo, s.MergeBase, s.Head)
 	if err != nil {
+		<-planCh
 		return fail("list the changed files: %v", err)
 	}
-	in := Input{Changes: changes, Plan: s.Plan, PlanPath: s.PlanPath, Tree: s.Tree}
+	in := Input{Changes: changes, Plan: s.Plan, PlanPath: s.PlanPath, Tree: s.Tree,
+		LinkTargets: map[string]string{}, Manifests: map[string]ManifestPair{}}
 
 	// Sizes of new blobs, symlink targets and dependency manifests are read
-	// from git only for the paths that need them.
-	var oids []string
+	// from git only for the paths that need them, one process per kind.
+	var oids, headPaths, oldPaths []string
 	for _, c := range changes {
 		if c.NewMode == gitcli.ModeFile || c.NewMode == gitcli.ModeExecutable {
 			oids = append(oids, c.NewOID)
 		}
+		if c.NewMode == gitcli.ModeSymlink {
+			headPaths = append(headPaths, c.Path)
+		}
+		if ManifestKind(c.Path) != "" && c.Status != 'D' && c.NewMode != gitcli.ModeSymlink && c.NewMode != gitcli.ModeSubmodule {
+			headPaths = append(headPaths, c.Path)
+			in.Manifests[c.Path] = ManifestPair{}
+			if c.Status != 'A' && c.OldMode != gitcli.ModeSymlink && c.OldMode != gitcli.ModeSubmodule {
+				oldPaths = append(oldPaths, c.OldPath)
+			}
+		}
 	}
-	if in.Sizes, err = gitcli.BlobSizes(ctx, s.Repo, oids); err != nil {
-		return fail("read file sizes: %v", err)
+	var (
+		sizesErr, headErr, oldErr error
+		headFiles, oldFiles       map[string][]byte
+		done                      = make(chan struct{}, 2)
+	)
+	go func() {
+		if len(headPaths) > 0 {
+			headFiles, headErr = gitcli.ReadFiles(ctx, s.Repo, s.Head, headPaths, maxManifest)
+		}
+		done <- struct{}{}
+	}()
+	go func() {
+		if len(oldPaths) > 0 {
+			oldFiles, oldErr = gitcli.ReadFiles(ctx, s.Repo, s.MergeBase, oldPaths, maxManifest)
+		}
+		done <- struct{}{}
+	}()
+	in.Sizes, sizesErr = gitcli.BlobSizes(ctx, s.Repo, oids)
+	<-done
+	<-done
+	pr := <-planCh
+	switch {
+	case sizesErr != nil:
+		return fail("read file sizes: %v", sizesErr)
+	case pr.err != nil:
+		return fail("read the plan's history: %v", pr.err)
 	}
-	in.LinkTargets = map[string]string{}
-	in.Manifests = map[string]ManifestPair{}
+	in.PlanChanged = pr.commit
 	for _, c := range changes {
 		if c.NewMode == gitcli.ModeSymlink {
-			t, err := gitcli.ReadFile(ctx, s.Repo, s.Head, c.Path, 4096)
-			if err != nil {
-				return fail("read symlink %s: %v", c.Path, err)
+			t, ok := headFiles[c.Path]
+			if headErr != nil || !ok {
+				return fail("read symlink %s: %v", c.Path, orMissing(headErr))
 			}
 			in.LinkTargets[c.Path] = string(t)
+			continue
 		}
-		if kind := ManifestKind(c.Path); kind != "" && c.Status != 'D' && c.NewMode != gitcli.ModeSymlink && c.NewMode != gitcli.ModeSubmodule {
-			var pair ManifestPair
-			if c.Status != 'A' && c.OldMode != gitcli.ModeSymlink && c.OldMode != gitcli.ModeSubmodule {
-				if pair.Old, err = gitcli.ReadFile(ctx, s.Repo, s.MergeBase, c.OldPath, maxManifest); err != nil {
-					pair.Err = err
-				}
+		pair, ok := in.Manifests[c.Path]
+		if !ok {
+			continue
+		}
+		pair.New = headFiles[c.Path]
+		if headErr != nil || pair.New == nil {
+			pair.Err = orMissing(headErr)
+		}
+		if c.Status != 'A' && c.OldMode != gitcli.ModeSymlink && c.OldMode != gitcli.ModeSubmodule {
+			pair.Old = oldFiles[c.OldPath]
+			if oldErr != nil || pair.Old == nil {
+				pair.Err = orMissing(oldErr)
 			}
-			if pair.New, err = gitcli.ReadFile(ctx, s.Repo, s.Head, c.Path, maxManifest); err != nil {
-				pair.Err = err
-			}
-			in.Manifests[c.Path] = pair
 		}
-	}
-	if s.Plan != nil && s.PlanPath != "" {
-		if in.PlanChanged, err = planChangedMidRun(ctx, s.Repo, s.MergeBase, s.Head, s.PlanPath); err != nil {
-			return fail("read the plan's history: %v", err)
-		}
+		in.Manifests[c.Path] = pair
 	}
 	if err := ctx.Err(); err != nil {
 		return fail("%v", err)
@@ -116,6 +164,13 @@ func (*Check) Run(ctx context.Context, s *checks.Subject) checks.Result {
 }
 
 const maxManifest = 4 << 20
+
+func orMissing(err error) error {
+	if err == nil {
+		return errors.New("missing from the commit")
+	}
+	return err
+}
 
 // planChangedMidRun reports whether the plan on head differs from the
 // version the branch first committed (the first commit of
