@@ -1,11 +1,13 @@
-// Package sqlstore keeps recorded approvals in agentgate's store (SQLite or
-// PostgreSQL). Every accepted approval is kept, voided ones too: they are
+// Package sqlstore keeps recorded approvals and holds in agentgate's store
+// (SQLite or PostgreSQL). Every accepted approval is kept, voided ones too: they are
 // how a replayed delivery is recognised, and evaluation (approval.Evaluate)
 // decides which still count.
 package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -56,6 +58,25 @@ CREATE INDEX approvals_pr ON approvals (repo, number)`,
 	detail         TEXT    NOT NULL
 );
 CREATE INDEX approvals_pr ON approvals (repo, number)`,
+}, {
+	Version: 2,
+	Name:    "holds",
+	SQLite: `CREATE TABLE approval_holds (
+	repo   TEXT    NOT NULL,
+	number INTEGER NOT NULL,
+	held   INTEGER NOT NULL,
+	held_by TEXT   NOT NULL,
+	at     TEXT    NOT NULL,
+	PRIMARY KEY (repo, number)
+)`,
+	Postgres: `CREATE TABLE approval_holds (
+	repo   TEXT    NOT NULL,
+	number INTEGER NOT NULL,
+	held   INTEGER NOT NULL,
+	held_by TEXT   NOT NULL,
+	at     TEXT    NOT NULL,
+	PRIMARY KEY (repo, number)
+)`,
 }}
 
 // Store is the approvals table.
@@ -110,6 +131,33 @@ func (s *Store) Approvals(ctx context.Context, repo string, number int) ([]appro
 		out = append(out, a)
 	}
 	return out, rows.Err()
+}
+
+// SetHold records /hold (held) or /unhold (!held) on a pull request
+// (commands.HoldStore).
+func (s *Store) SetHold(ctx context.Context, repo string, number int, held bool, by string) error {
+	_, err := s.st.DB().ExecContext(ctx, s.st.Rebind(`INSERT INTO approval_holds (repo, number, held, held_by, at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (repo, number) DO UPDATE SET held = excluded.held, held_by = excluded.held_by, at = excluded.at`),
+		repo, number, b2i(held), by, time.Now().UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		return fmt.Errorf("record hold: %w", err)
+	}
+	return nil
+}
+
+// Held reports whether a pull request is on hold, and by whom. A held pull
+// request is never promoted.
+func (s *Store) Held(ctx context.Context, repo string, number int) (bool, string, error) {
+	var held int
+	var by string
+	err := s.st.DB().QueryRowContext(ctx, s.st.Rebind(`SELECT held, held_by FROM approval_holds WHERE repo = ? AND number = ?`), repo, number).Scan(&held, &by)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, "", nil
+	}
+	if err != nil {
+		return false, "", fmt.Errorf("read hold: %w", err)
+	}
+	return held != 0, by, nil
 }
 
 func b2i(b bool) int {

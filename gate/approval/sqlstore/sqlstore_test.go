@@ -2,21 +2,41 @@ package sqlstore
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/agentgate/agentgate/gate/approval"
+	"github.com/agentgate/agentgate/internal/pgtest"
 	"github.com/agentgate/agentgate/internal/store"
 )
 
-func TestApprovalsRoundTripAndReplayDetection(t *testing.T) {
-	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "a.db"))
-	if err != nil {
-		t.Fatal(err)
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+
+// backends runs fn on SQLite and on a throwaway PostgreSQL.
+func backends(t *testing.T, fn func(t *testing.T, st *store.Store)) {
+	for _, b := range []string{"sqlite", "postgres"} {
+		t.Run(b, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := filepath.Join(t.TempDir(), "a.db")
+			if b == "postgres" {
+				dsn = pgtest.DSN(t)
+			}
+			st, err := store.Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			fn(t, st)
+		})
 	}
-	defer st.Close()
+}
+
+func TestApprovalsRoundTripAndReplayDetection(t *testing.T) { backends(t, testApprovals) }
+
+func testApprovals(t *testing.T, st *store.Store) {
+	ctx := context.Background()
 	s, err := Open(ctx, st)
 	if err != nil {
 		t.Fatal(err)
@@ -43,5 +63,33 @@ func TestApprovalsRoundTripAndReplayDetection(t *testing.T) {
 	// Reopening re-runs migrations idempotently.
 	if _, err := Open(ctx, st); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestHolds(t *testing.T) { backends(t, testHolds) }
+
+func testHolds(t *testing.T, st *store.Store) {
+	ctx := context.Background()
+	s, err := Open(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held, _, err := s.Held(ctx, "r", 1); err != nil || held {
+		t.Fatalf("fresh PR held=%v err=%v", held, err)
+	}
+	if err := s.SetHold(ctx, "r", 1, true, "henry"); err != nil {
+		t.Fatal(err)
+	}
+	if held, by, err := s.Held(ctx, "r", 1); err != nil || !held || by != "henry" {
+		t.Fatalf("held=%v by=%q err=%v", held, by, err)
+	}
+	if held, _, _ := s.Held(ctx, "r", 2); held {
+		t.Fatal("another PR held")
+	}
+	if err := s.SetHold(ctx, "r", 1, false, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	if held, by, _ := s.Held(ctx, "r", 1); held || by != "carol" {
+		t.Fatalf("after unhold held=%v by=%q", held, by)
 	}
 }
