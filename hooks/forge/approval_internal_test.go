@@ -9,6 +9,7 @@ import (
 	"github.com/agentgate/agentgate/gate/approval"
 	"github.com/agentgate/agentgate/gate/approval/sqlstore"
 	"github.com/agentgate/agentgate/gate/ladder"
+	"github.com/agentgate/agentgate/internal/pgtest"
 	"github.com/agentgate/agentgate/internal/store"
 	"github.com/agentgate/agentgate/policies"
 )
@@ -83,5 +84,43 @@ func TestMainRungApprovalAndAutoApproval(t *testing.T) {
 	o, counted, auto, err := f.humanApproval(ctx, off, rung, "staging", u, []string{head}, nil)
 	if err != nil || !o.Satisfied || auto != nil || len(counted) != 1 || counted[0].Approver.Login != "bob-sre" {
 		t.Fatalf("human approval: %+v %+v %v", o, counted, err)
+	}
+}
+
+func TestEvaluationsOnBothBackends(t *testing.T) {
+	for _, b := range []string{"sqlite", "postgres"} {
+		t.Run(b, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := filepath.Join(t.TempDir(), "e.db")
+			if b == "postgres" {
+				dsn = pgtest.DSN(t)
+			}
+			st, err := store.Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			ev, err := OpenEvaluations(ctx, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b2 := strings.Repeat("a", 40), strings.Repeat("b", 40)
+			for _, e := range []Evaluation{
+				{Repo: "r", Target: "develop", Source: "agent/x", Head: b2, Base: a, PlanID: "p", Risk: "low", Passed: true, TestsPassed: true, Commits: []string{b2}, Attestation: "/att"},
+				{Repo: "r", Target: "develop", Source: "agent/y", Head: a, Base: a, Passed: false},
+				{Repo: "other", Target: "develop", Head: a, Base: a, Passed: true},
+			} {
+				if err := ev.Save(ctx, e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := ev.Passing(ctx, "r", "develop")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0].Head != b2 || !got[0].TestsPassed || got[0].Commits[0] != b2 || got[0].Attestation != "/att" || got[0].Risk != "low" {
+				t.Fatalf("passing = %+v", got)
+			}
+		})
 	}
 }

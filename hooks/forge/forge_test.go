@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/agentgate/agentgate/hooks/forge"
+	"github.com/agentgate/agentgate/internal/pgtest"
 )
 
 // agentgateBin is the agentgate binary built once for this test binary; the
@@ -38,7 +39,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "build agentgate:", err)
 		return 1
 	}
-	return m.Run()
+	return pgtest.Run(m)
 }
 
 // Names from examples/payments-repo/.agentgate/policy.yaml.
