@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -314,8 +313,9 @@ func superseded(ctx context.Context, err error) error {
 	return err
 }
 
-// targetsForCheckRun turns check_run/check_suite rerequested into targets.
-func targetsFromPRs(onLadder func(string) bool, installation int64, repo, delivery, sha, headBranch string, prs []*gogithub.PullRequest, target string) []Target {
+// targetsFromPRs turns a rerequested check suite's pull requests into
+// targets (those into ladder branches, and into target when it is set).
+func targetsFromPRs(onLadder func(string) bool, installation int64, repo, delivery, sha string, prs []*gogithub.PullRequest, target string) []Target {
 	var out []Target
 	for _, p := range prs {
 		base := p.GetBase().GetRef()
@@ -327,5 +327,3 @@ func targetsFromPRs(onLadder func(string) bool, installation int64, repo, delive
 	}
 	return out
 }
-
-var _ = slog.LevelInfo

@@ -144,7 +144,7 @@ func (s *Server) handleDelivery(ctx context.Context, id string) error {
 	case *gogithub.CheckSuiteEvent:
 		if e.GetAction() == "rerequested" {
 			cs := e.GetCheckSuite()
-			targets = targetsFromPRs(s.onLadder, d.InstallationID, d.Repo, d.ID, cs.GetHeadSHA(), cs.GetHeadBranch(), cs.PullRequests, "")
+			targets = targetsFromPRs(s.onLadder, d.InstallationID, d.Repo, d.ID, cs.GetHeadSHA(), cs.PullRequests, "")
 			if len(targets) == 0 && s.ladder.AgentBranch(cs.GetHeadBranch()) {
 				if r, ok := s.ladder.Next(cs.GetHeadBranch()); ok {
 					targets = []Target{{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, HeadRef: cs.GetHeadBranch(), HeadSHA: cs.GetHeadSHA(), BaseRef: r.Target, Rerun: true}}
