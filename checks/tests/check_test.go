@@ -323,13 +323,13 @@ func Title(s string) string {
 	})
 
 	t.Run("AllowlistedWrapperRunsWithCoverage", func(t *testing.T) {
-		head := s.branch("wrapper", map[string]string{
+		s.branch("wrapper", map[string]string{
 			"run_tests.sh": "#!/bin/sh\nset -eu\ncd \"$(dirname \"$0\")\"\nexec go test -json -count=1 \"$@\"\n",
 		})
 		if err := os.Chmod(filepath.Join(s.repo.Dir, "run_tests.sh"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		head = s.repo.Commit("exec bit")
+		head := s.repo.Commit("exec bit")
 		sub := subject(s, head, policies.PlanTests{Command: []string{"run_tests.sh", "./..."}, CoverageChangedMin: 1})
 		res := c.Run(ctx, sub)
 		if res.Status != checks.StatusPass || res.Details["selection"] != "command" {
@@ -345,7 +345,7 @@ func TestPlanCommandThatSkipsDependentsStillCatchesThem(t *testing.T) {
 	runner := newRunner(t)
 	s := newShop(t)
 	c := New(Config{Runner: runner, CacheDir: t.TempDir()})
-	head := s.branch("narrow-wrapper", map[string]string{
+	s.branch("narrow-wrapper", map[string]string{
 		"run_tests.sh":        "#!/bin/sh\nset -eu\ncd \"$(dirname \"$0\")\"\nexec go test -json \"$@\"\n",
 		"money/money.go":      "package money\n\n// Add adds two amounts.\nfunc Add(a, b int) int { return a - b }\n",
 		"money/money_test.go": "package money\n\nimport \"testing\"\n\nfunc TestAdd(t *testing.T) {\n\tif Add(5, 3) != 2 {\n\t\tt.Fatal(\"5-3\")\n\t}\n}\n",
@@ -353,7 +353,7 @@ func TestPlanCommandThatSkipsDependentsStillCatchesThem(t *testing.T) {
 	if err := os.Chmod(filepath.Join(s.repo.Dir, "run_tests.sh"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	head = s.repo.Commit("exec bit")
+	head := s.repo.Commit("exec bit")
 	// The plan only tests money, whose own test was bent to the new
 	// behaviour; cart (another package) breaks.
 	res := c.Run(context.Background(), subject(s, head, policies.PlanTests{Command: []string{"run_tests.sh", "./money/..."}}))

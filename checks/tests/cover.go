@@ -108,7 +108,9 @@ func ParseProfile(r io.Reader) (*Profile, error) {
 			b = &block{stmts: stmts}
 			blocks[k] = b
 			order = append(order, k)
-			p.Files[file] = p.Files[file] // register
+			if _, ok := p.Files[file]; !ok {
+				p.Files[file] = Counts{}
+			}
 		}
 		if count > 0 {
 			b.covered = true

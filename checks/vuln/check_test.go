@@ -147,10 +147,6 @@ type vulnRepo struct {
 	calledAgain                    string // on top of called: an unrelated change
 }
 
-var (
-	repoOnce sync.Once
-)
-
 func makeRepo(t *testing.T) vulnRepo {
 	r := fixture.NewRepo(t)
 	var v vulnRepo
