@@ -145,11 +145,17 @@ func discoverPlan(ctx context.Context, repo, mb, head, headRef string, tree *pol
 	}
 	// A plan whose git.branch is the head ref being evaluated.
 	branch := strings.TrimPrefix(strings.TrimPrefix(headRef, "refs/heads/"), "origin/")
-	var byBranch []string
+	var planPaths, byBranch []string
 	for _, td := range tree.Threads {
-		p := path.Join(td.Dir, policies.WorkPlanFile)
-		data, err := gitcli.ReadFile(ctx, repo, head, p, policies.MaxFileSize)
-		if err != nil {
+		planPaths = append(planPaths, path.Join(td.Dir, policies.WorkPlanFile))
+	}
+	headPlans, err := gitcli.ReadFiles(ctx, repo, head, planPaths, policies.MaxFileSize)
+	if err != nil {
+		headPlans = nil // an unreadable plan is simply not a candidate
+	}
+	for _, p := range planPaths {
+		data, ok := headPlans[p]
+		if !ok {
 			continue
 		}
 		if wp, err := policies.LoadWorkPlan(p, data); err == nil && wp.Git.Branch == branch {
@@ -163,7 +169,7 @@ func discoverPlan(ctx context.Context, repo, mb, head, headRef string, tree *pol
 		for dir, td := range owners {
 			if td != nil && dir != "" {
 				p := path.Join(dir, policies.WorkPlanFile)
-				if _, err := gitcli.ReadFile(ctx, repo, head, p, policies.MaxFileSize); err == nil {
+				if _, ok := headPlans[p]; ok {
 					return p, nil
 				}
 			}
