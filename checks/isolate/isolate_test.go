@@ -206,3 +206,31 @@ func TestDetachedChildHoldingOutputDoesNotHangUnisolatedRun(t *testing.T) {
 		t.Fatalf("stdout %q", res.Stdout)
 	}
 }
+
+// TestUserNamespaceModeAlsoHasNoNetwork exercises the non-root
+// configuration (a user namespace mapping the caller's own uid).
+func TestUserNamespaceModeAlsoHasNoNetwork(t *testing.T) {
+	old := probeFunc
+	probeFunc = func() (string, error) { return "userns+netns+pidns", nil }
+	defer func() { probeFunc = old }()
+	r := NewNetless(Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	script := fmt.Sprintf("id -u; exec 3<>/dev/tcp/127.0.0.1/%d && echo CONNECTED", ln.Addr().(*net.TCPAddr).Port)
+	res, err := r.Run(context.Background(), Cmd{Path: "bash", Args: []string{"-c", script}, Dir: t.TempDir()})
+	if err != nil {
+		if strings.Contains(err.Error(), "operation not permitted") || strings.Contains(err.Error(), "invalid argument") {
+			t.Skipf("user namespaces not permitted here: %v", err)
+		}
+		t.Fatal(err)
+	}
+	if res.Isolation != "userns+netns+pidns" || strings.Contains(string(res.Stdout), "CONNECTED") || res.ExitCode == 0 {
+		t.Fatalf("isolation %s exit %d stdout %q", res.Isolation, res.ExitCode, res.Stdout)
+	}
+	if got := strings.TrimSpace(strings.SplitN(string(res.Stdout), "\n", 2)[0]); got != fmt.Sprint(os.Getuid()) {
+		t.Fatalf("uid inside = %q, want the caller's %d", got, os.Getuid())
+	}
+}
