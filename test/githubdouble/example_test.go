@@ -2,7 +2,6 @@ package githubdouble_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -34,8 +33,9 @@ func TestUsage(t *testing.T) {
 	gh.BaseURL, _ = url.Parse(d.APIURL)
 
 	opts := github.CreateCheckRunOptions{Name: "agentgate/develop", HeadSHA: strings.Repeat("a", 40), Status: github.String("completed"), Conclusion: github.String("success")}
-	_, _, err = gh.Checks.CreateCheckRun(context.Background(), "acme", "payments", opts)
-	fmt.Println("first attempt:", err != nil) // the scripted 502
+	if _, _, err := gh.Checks.CreateCheckRun(context.Background(), "acme", "payments", opts); err == nil {
+		t.Fatal("the scripted 502 was not served")
+	}
 	if _, _, err := gh.Checks.CreateCheckRun(context.Background(), "acme", "payments", opts); err != nil {
 		t.Fatal(err)
 	}
