@@ -140,7 +140,11 @@ the config's JSON Schema.`,
 			}
 			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			return srv.Shutdown(sctx) // lets in-flight calls finish and settle
+			err = srv.Shutdown(sctx) // lets in-flight calls finish
+			if ferr := gw.Flush(sctx); ferr != nil {
+				logger.Error("gateway: settlements still pending at shutdown; their reservations stay held", "err", ferr)
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "gateway.yaml (see agentgate schema gateway-config)")

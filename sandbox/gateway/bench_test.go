@@ -31,7 +31,8 @@ func reportLatency(b *testing.B, prefix string, direct, via []time.Duration) {
 // BenchmarkGatewayAddedLatency calls the Chat Completions double directly and
 // through the gateway (real SQLite store: key check, reservation and
 // settlement each a transaction), alternating, and reports the p50 and p99
-// of both and their difference.
+// of both and their difference. The duration of one call is measured from
+// sending the request to reading the last byte of the response.
 func BenchmarkGatewayAddedLatency(b *testing.B) {
 	r := newRig(b, rigOpts{})
 	key := r.plan("p-bench", 1e6, nil)
@@ -56,15 +57,26 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 		call(r.up.srv.URL+"/v1/chat/completions", "x")
 		call(r.srv.URL+"/openai/v1/chat/completions", key)
 	}
-	var direct, via []time.Duration
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		direct = append(direct, call(r.up.srv.URL+"/v1/chat/completions", "x"))
-		via = append(via, call(r.srv.URL+"/openai/v1/chat/completions", key))
+	for _, think := range thinkTimes {
+		b.Run(think.name, func(b *testing.B) {
+			var direct, via []time.Duration
+			for i := 0; i < b.N; i++ {
+				direct = append(direct, call(r.up.srv.URL+"/v1/chat/completions", "x"))
+				via = append(via, call(r.srv.URL+"/openai/v1/chat/completions", key))
+				time.Sleep(think.d)
+			}
+			reportLatency(b, "", direct, via)
+		})
 	}
-	b.StopTimer()
-	reportLatency(b, "", direct, via)
 }
+
+// thinkTimes are the pauses between an agent's calls: none (a tight loop,
+// where each call also waits for its predecessor's settlement) and 2 ms
+// (any real agent: settlement is then entirely off the call's path).
+var thinkTimes = []struct {
+	name string
+	d    time.Duration
+}{{"back-to-back", 0}, {"think-2ms", 2 * time.Millisecond}}
 
 // BenchmarkGatewayStreamTTFB measures the time to the first byte of a
 // Chat Completions stream, directly and through the gateway.
@@ -94,14 +106,17 @@ func BenchmarkGatewayStreamTTFB(b *testing.B) {
 		ttfb(r.up.srv.URL+"/v1/chat/completions", "x")
 		ttfb(r.srv.URL+"/openai/v1/chat/completions", key)
 	}
-	var direct, via []time.Duration
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		direct = append(direct, ttfb(r.up.srv.URL+"/v1/chat/completions", "x"))
-		via = append(via, ttfb(r.srv.URL+"/openai/v1/chat/completions", key))
+	for _, think := range thinkTimes {
+		b.Run(think.name, func(b *testing.B) {
+			var direct, via []time.Duration
+			for i := 0; i < b.N; i++ {
+				direct = append(direct, ttfb(r.up.srv.URL+"/v1/chat/completions", "x"))
+				via = append(via, ttfb(r.srv.URL+"/openai/v1/chat/completions", key))
+				time.Sleep(think.d)
+			}
+			reportLatency(b, "ttfb-", direct, via)
+		})
 	}
-	b.StopTimer()
-	reportLatency(b, "ttfb-", direct, via)
 }
 
 // BenchmarkMeterSSE is the meter's cost per streamed byte.

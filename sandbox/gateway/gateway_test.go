@@ -654,6 +654,7 @@ func TestMetricsAreExposed(t *testing.T) {
 	r := newRig(t, rigOpts{})
 	key := r.plan("p-metrics", 10, nil)
 	r.do(key, "/openai/v1/chat/completions", chatBody("gpt-4o", 5, ""))
+	r.flush()
 	resp, err := http.Get(r.srv.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
