@@ -60,6 +60,7 @@ type Gateway struct {
 	onStop   func(ctx context.Context, planID, runID, reason string)
 	onWarn   func(ctx context.Context, planID, runID string, v budget.Verdict)
 	pending  *pendingSettles
+	timeout  time.Duration
 }
 
 // New builds a Gateway from a validated Config.
@@ -80,6 +81,7 @@ func New(o Options) (*Gateway, error) {
 	}
 	g.orgCaps, g.repoCaps = o.Config.capLimits()
 	timeout, _ := time.ParseDuration(o.Config.UpstreamTimeout)
+	g.timeout = timeout
 	tr := o.Transport
 	if tr == nil {
 		tr = &http.Transport{
@@ -479,7 +481,10 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *callState,
 			}()
 		}()
 	}
-	out := r.Clone(context.WithValue(r.Context(), stateKey{}, st))
+	// The whole upstream call, stream included, is bounded.
+	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
+	defer cancel()
+	out := r.Clone(context.WithValue(ctx, stateKey{}, st))
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	out.ContentLength = int64(len(body))
 	out.Header.Del("Content-Length")

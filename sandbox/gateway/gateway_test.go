@@ -702,3 +702,19 @@ func TestRequestCeilingAndMonthlyCapsRefuseWithoutStoppingThePlan(t *testing.T) 
 }
 
 func budgetNano(usd float64) int64 { return int64(usd * 1e9) }
+
+func TestUpstreamTimeoutCutsAStreamAndSettlesWhatArrived(t *testing.T) {
+	r := newRig(t, rigOpts{extra: "upstream_timeout: 300ms\n"})
+	key := r.plan("p-timeout", 10, nil)
+	r.up.hold = make(chan struct{}) // the upstream never finishes on its own
+	defer close(r.up.hold)
+	start := time.Now()
+	res := r.do(key, "/openai/v1/chat/completions", chatBody("gpt-4o", 5, `,"stream":true,"max_tokens":1000`))
+	if time.Since(start) > 5*time.Second || !bytes.Contains(res.body, []byte("word4")) || bytes.Contains(res.body, []byte("[DONE]")) {
+		t.Fatalf("after %v: %q", time.Since(start), res.body)
+	}
+	p := r.status("p-timeout")
+	if p.Reserved != 0 || p.Spent <= 0 || p.Spent >= 1000*10000 {
+		t.Fatalf("spent %d reserved %d", p.Spent, p.Reserved)
+	}
+}
