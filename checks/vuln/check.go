@@ -125,10 +125,47 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 		baseSHA = s.Base
 	}
 	store := basecache.Store{Dir: filepath.Join(c.cacheRoot(), "vuln-scans")}
-	var baseDir string // exported lazily
+	// The base side: cached by commit, else exported once and scanned
+	// alongside the head (two processes, so both cores work).
+	baseKeys := map[string]string{}
+	baseRecs := map[string]scanRecord{}
+	needBase := false
+	for _, mod := range mods {
+		k := basecache.Key(baseSHA, mod, db.Version, scannerVersion(), gopkgs.GoVersion())
+		baseKeys[mod] = k
+		var rec scanRecord
+		switch {
+		case baseSHA == "":
+			baseRecs[mod] = scanRecord{Error: "no base commit"}
+		case store.Get(k, &rec):
+			baseRecs[mod] = rec
+		default:
+			needBase = true
+		}
+	}
+	baseDir := filepath.Join(work, "base")
+	if needBase {
+		if err := gitcli.Export(ctx, s.Repo, baseSHA, baseDir, maxExportFile); err != nil {
+			return fail("export base %s: %v", baseSHA, err)
+		}
+	}
+
 	var head, base []Vuln
 	var baseNotes []string
 	for _, mod := range mods {
+		var baseCh chan scanRecord
+		if _, ok := baseRecs[mod]; !ok {
+			baseCh = make(chan scanRecord, 1)
+			go func(mod string) {
+				baseCh <- c.scanBase(ctx, db, filepath.Join(baseDir, filepath.FromSlash(mod)))
+			}(mod)
+		}
+		waitBase := func() {
+			if baseCh != nil {
+				<-baseCh // never leave a scan running behind an early return
+			}
+		}
+
 		modDir := filepath.Join(headDir, filepath.FromSlash(mod))
 		// Scans are cached by commit too: a re-check of the same head (after
 		// an approval, a policy change on base) does not scan again.
@@ -137,11 +174,13 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 		if !store.Get(headKey, &hrec) || hrec.Scan == nil {
 			if c.cfg.DownloadModules {
 				if err := gopkgs.DownloadModules(ctx, modDir); err != nil {
+					waitBase()
 					return fail("%v", err)
 				}
 			}
 			sc, iso, err := c.scan(ctx, db, modDir)
 			if err != nil {
+				waitBase()
 				return fail("govulncheck on head module %s: %v", mod, err)
 			}
 			hrec = scanRecord{Scan: sc, Isolation: iso}
@@ -151,30 +190,19 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 		}
 		res.Details["isolation"] = hrec.Isolation
 		hs := hrec.Scan
-		if s := hs.GoVersion; s != "" {
-			res.Details["go_version"] = s
+		if v := hs.GoVersion; v != "" {
+			res.Details["go_version"] = v
 		}
 		head = append(head, prefixPaths(hs.Vulns, mod)...)
 
-		key := basecache.Key(baseSHA, mod, db.Version, scannerVersion(), gopkgs.GoVersion())
-		var rec scanRecord
-		if baseSHA == "" || !store.Get(key, &rec) {
-			if baseSHA == "" {
-				rec = scanRecord{Error: "no base commit"}
-			} else {
-				if baseDir == "" {
-					baseDir = filepath.Join(work, "base")
-					if err := gitcli.Export(ctx, s.Repo, baseSHA, baseDir, maxExportFile); err != nil {
-						return fail("export base %s: %v", baseSHA, err)
-					}
-				}
-				rec = c.scanBase(ctx, db, filepath.Join(baseDir, filepath.FromSlash(mod)))
-				if ctx.Err() != nil {
-					return fail("base scan interrupted: %v", ctx.Err())
-				}
-				if rec.Error == "" {
-					_ = store.Put(key, rec) // a cache write failure only costs time
-				}
+		rec, ok := baseRecs[mod]
+		if !ok {
+			rec = <-baseCh
+			if ctx.Err() != nil {
+				return fail("base scan interrupted: %v", ctx.Err())
+			}
+			if rec.Error == "" {
+				_ = store.Put(baseKeys[mod], rec) // a cache write failure only costs time
 			}
 		}
 		switch {
