@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -129,9 +130,23 @@ the config's JSON Schema.`,
 			if err != nil {
 				return err
 			}
-			srv := &http.Server{Addr: cfg.Listen, Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+			network, addr := cfg.ListenNetwork()
+			if network == "unix" {
+				_ = os.Remove(addr) // a stale socket of an earlier run
+			}
+			ln, err := net.Listen(network, addr)
+			if err != nil {
+				return fmt.Errorf("gateway: listen on %s: %w", cfg.Listen, err)
+			}
+			if network == "unix" {
+				// Only the owner (and its group: the sandbox's) may connect.
+				if err := os.Chmod(addr, 0o660); err != nil {
+					return err
+				}
+			}
+			srv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 			errc := make(chan error, 1)
-			go func() { errc <- srv.ListenAndServe() }()
+			go func() { errc <- srv.Serve(ln) }()
 			logger.Info("gateway: listening", "addr", cfg.Listen, "prices", prices.Version, "store", string(st.Dialect()))
 			select {
 			case err := <-errc:

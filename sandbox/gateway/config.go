@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -25,7 +26,8 @@ func ConfigSchema() []byte { return configSchema }
 
 // Config is gateway.yaml.
 type Config struct {
-	// Listen is the address to serve on (default 127.0.0.1:8790).
+	// Listen is the address to serve on: host:port (default 127.0.0.1:8790)
+	// or unix:/absolute/path.sock (a socket to bind-mount into a sandbox).
 	Listen string `yaml:"listen" json:"listen,omitempty"`
 	// Store is the database DSN (a SQLite path, sqlite://PATH or postgres://...).
 	Store string `yaml:"store" json:"store,omitempty"`
@@ -155,6 +157,13 @@ func (c *Config) validate(getenv func(string) string) error {
 	case c.RequestCeilingUSD < 0:
 		return errors.New("request_ceiling_usd must not be negative")
 	}
+	if path, ok := strings.CutPrefix(c.Listen, "unix:"); ok {
+		if !filepath.IsAbs(path) {
+			return fmt.Errorf("listen %q: a unix socket path must be absolute", c.Listen)
+		}
+	} else if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen %q must be host:port or unix:/path: %w", c.Listen, err)
+	}
 	if d, err := time.ParseDuration(c.UpstreamTimeout); err != nil || d <= 0 {
 		return fmt.Errorf("upstream_timeout %q is not a positive duration", c.UpstreamTimeout)
 	}
@@ -235,6 +244,14 @@ func (c *Config) validate(getenv func(string) string) error {
 		}
 	}
 	return nil
+}
+
+// ListenNetwork splits Listen into a net.Listen network and address.
+func (c *Config) ListenNetwork() (network, addr string) {
+	if path, ok := strings.CutPrefix(c.Listen, "unix:"); ok {
+		return "unix", path
+	}
+	return "tcp", c.Listen
 }
 
 func isLoopback(host string) bool {

@@ -33,6 +33,8 @@ func TestConfigValidationFailsClosed(t *testing.T) {
 		"negative cap":              ok + "monthly_caps: {orgs: {acme: -1}}\n",
 		"bad ttl":                   ok + "cache: {enabled: true, ttl: soon}\n",
 		"not YAML":                  "upstreams: [",
+		"relative unix socket":      ok + "listen: unix:gw.sock\n",
+		"listen without a port":     ok + "listen: localhost\n",
 	}
 	for name, doc := range bad {
 		if _, err := ParseConfig([]byte(doc), env); err == nil {
