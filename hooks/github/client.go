@@ -26,7 +26,7 @@ type Config struct {
 	// APIURL is the REST API root: https://api.github.com/ or, on GitHub
 	// Enterprise Server, https://HOST/api/v3/.
 	APIURL  string
-	Timeout time.Duration // per request (default 30s)
+	Timeout time.Duration // per attempt (default 30s); retries and their waits come on top
 	Retry   RetryPolicy
 	Metrics *Metrics // required; NewMetrics(nil) for tests
 	// Base is the underlying transport (default http.DefaultTransport).
@@ -86,7 +86,7 @@ func (a *App) Installation(id int64) (*Client, error) {
 	if c, ok := a.clients[id]; ok {
 		return c, nil
 	}
-	rt := &retryTransport{base: a.cfg.Base, policy: a.cfg.Retry, metrics: a.cfg.Metrics, installation: strconv.FormatInt(id, 10), sleep: sleepCtx}
+	rt := &retryTransport{base: a.cfg.Base, policy: a.cfg.Retry, metrics: a.cfg.Metrics, installation: strconv.FormatInt(id, 10), sleep: sleepCtx, attemptTimeout: a.cfg.Timeout}
 	tr, err := ghinstallation.New(rt, a.cfg.AppID, id, a.cfg.PrivateKey)
 	if err != nil {
 		return nil, fmt.Errorf("github: installation %d: %w", id, err)
@@ -95,7 +95,9 @@ func (a *App) Installation(id int64) (*Client, error) {
 	// Without options ghinstallation sends the body `null`, which GitHub's
 	// OpenAPI description does not allow; send an empty object.
 	tr.InstallationTokenOptions = &github88.InstallationTokenOptions{}
-	gh := gogithub.NewClient(&http.Client{Transport: tr, Timeout: a.cfg.Timeout})
+	// No http.Client timeout: it would also cut short a Retry-After wait.
+	// Each attempt is bounded inside the retry transport instead.
+	gh := gogithub.NewClient(&http.Client{Transport: tr})
 	gh.BaseURL = a.apiURL
 	c := &Client{gh: gh, tr: tr, installation: id}
 	a.clients[id] = c

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	gogithub "github.com/google/go-github/v60/github"
+
 	agh "github.com/agentgate/agentgate/hooks/github"
 	"github.com/agentgate/agentgate/test/githubdouble"
 )
@@ -147,6 +149,40 @@ func TestPrimaryRateLimitWaitsForReset(t *testing.T) {
 	}
 	if n := len(d.CallsTo("pulls/get")); n != 2 {
 		t.Fatalf("pulls/get calls = %d, want 2", n)
+	}
+}
+
+func TestNetworkFailuresAreRetried(t *testing.T) {
+	d := githubdouble.New(t)
+	d.AddInstallation(7, repo)
+	m, _ := agh.NewMetrics(nil)
+	app, err := agh.New(agh.Config{AppID: d.AppID, PrivateKey: d.PrivateKeyPEM, APIURL: d.APIURL, Metrics: m,
+		Timeout: 300 * time.Millisecond, Retry: agh.RetryPolicy{BaseDelay: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := app.Installation(7)
+	d.SetPull(repo, githubdouble.Pull{Number: 8, HeadRef: "agent/z", HeadSHA: sha('e'), BaseRef: "develop"})
+	d.Inject(githubdouble.Fault{OperationID: "pulls/get", HangUp: true, Times: 1})
+	d.Inject(githubdouble.Fault{OperationID: "pulls/get", Delay: time.Second, Times: 1})
+	pr, err := c.PullRequest(context.Background(), repo, 8)
+	if err != nil || pr.HeadRef != "agent/z" {
+		t.Fatalf("PullRequest = %+v, %v", pr, err)
+	}
+	// The timed-out attempt is recorded when its handler notices the
+	// client went away; give it a moment.
+	for i := 0; i < 100 && len(d.CallsTo("pulls/get")) < 3; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := len(d.CallsTo("pulls/get")); n != 3 {
+		t.Fatalf("pulls/get attempts = %d, want 3 (hang-up, timeout, answer)", n)
+	}
+	// A create is not blindly repeated after a hang-up: the error surfaces
+	// (PublishCheckRun looks the run up before trying again).
+	d.Inject(githubdouble.Fault{OperationID: "checks/create", HangUp: true, Times: 1})
+	_, _, err = c.GoGitHub().Checks.CreateCheckRun(context.Background(), "octo", "app", gogithub.CreateCheckRunOptions{Name: "x", HeadSHA: sha('f'), Status: gogithub.String("queued")})
+	if err == nil {
+		t.Fatal("a hung-up create was retried blindly")
 	}
 }
 

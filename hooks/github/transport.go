@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -89,6 +90,20 @@ type retryTransport struct {
 	metrics      *Metrics
 	installation string
 	sleep        func(ctx context.Context, d time.Duration) error
+	// attemptTimeout bounds one attempt (until the body is closed).
+	attemptTimeout time.Duration
+}
+
+// cancelBody cancels the attempt's context once the body is closed.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -145,8 +160,22 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				r.Body = b
 			}
 		}
+		cancel := context.CancelFunc(func() {})
+		if t.attemptTimeout > 0 {
+			var actx context.Context
+			actx, cancel = context.WithTimeout(req.Context(), t.attemptTimeout)
+			r = r.WithContext(actx)
+		}
 		t0 := time.Now()
 		resp, err := t.base.RoundTrip(r)
+		if resp != nil {
+			resp.Body = cancelBody{ReadCloser: resp.Body, cancel: cancel}
+		} else {
+			cancel()
+		}
+		if err != nil && req.Context().Err() == nil && r.Context().Err() != nil {
+			err = fmt.Errorf("github: no answer within %s: %w", t.attemptTimeout, err)
+		}
 		t.metrics.Duration.WithLabelValues(ep).Observe(time.Since(t0).Seconds())
 		code := "error"
 		if resp != nil {

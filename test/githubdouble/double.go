@@ -1,6 +1,7 @@
 package githubdouble
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
@@ -9,6 +10,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -60,7 +62,11 @@ type Fault struct {
 	// PrimaryRateLimit answers GitHub's primary-rate-limit 403: headers
 	// x-ratelimit-remaining 0 and x-ratelimit-reset RetryAfter from now.
 	PrimaryRateLimit bool
-	Times            int // how many requests get this answer
+	// HangUp closes the connection without an answer (a network error).
+	HangUp bool
+	// Delay answers normally, but only after this long (a slow GitHub).
+	Delay time.Duration
+	Times int // how many requests get this answer
 	// Until, when set, keeps answering the fault until that time (Times is
 	// then ignored).
 	Until time.Time
@@ -408,6 +414,16 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
+// Hijack lets faults drop the connection.
+func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := s.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, fmt.Errorf("githubdouble: connection cannot be hijacked")
+	}
+	s.code = -1
+	return hj.Hijack()
+}
+
 func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.code == 0 {
 		s.code = http.StatusOK
@@ -448,7 +464,7 @@ func (d *Double) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if !d.authorize(rec, r, call.OperationID) {
 		return
 	}
-	if d.fault(rec, call.OperationID, r.Method) {
+	if d.fault(rec, r, call.OperationID, r.Method) {
 		call.Injected = true
 		return
 	}
@@ -550,7 +566,7 @@ func (d *Double) tokenInstallation(tok string) (int64, bool) {
 	return ti.installation, true
 }
 
-func (d *Double) fault(w http.ResponseWriter, op, method string) bool {
+func (d *Double) fault(w http.ResponseWriter, r *http.Request, op, method string) bool {
 	d.mu.Lock()
 	var hit *Fault
 	for i, f := range d.faults {
@@ -573,6 +589,22 @@ func (d *Double) fault(w http.ResponseWriter, op, method string) bool {
 	d.mu.Unlock()
 	if hit == nil {
 		return false
+	}
+	if hit.Delay > 0 {
+		select {
+		case <-time.After(hit.Delay):
+		case <-r.Context().Done():
+		}
+		return false
+	}
+	if hit.HangUp {
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+				return true
+			}
+		}
+		panic(http.ErrAbortHandler)
 	}
 	if hit.RetryAfter > 0 && !hit.PrimaryRateLimit {
 		w.Header().Set("Retry-After", strconv.Itoa(int((hit.RetryAfter+time.Second-1)/time.Second)))
