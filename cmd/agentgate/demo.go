@@ -336,12 +336,24 @@ func (d *demo) verify(ctx context.Context) error {
 		}
 		want[strings.SplitN(filepath.Base(b), "-", 2)[0]] = true
 	}
+	stops, _ := filepath.Glob(filepath.Join(state, "stops", "*", "attestation.sigstore.json"))
+	for _, b := range stops {
+		out, err := d.agentgate(ctx, "attest", "verify", "--bundle", b, "--key", pub, "--decision", "stop")
+		d.cmdLine("agentgate attest verify --bundle stops/" + filepath.Base(filepath.Dir(b)) + "/attestation.sigstore.json --key agentgate.pub --decision stop")
+		d.show(out)
+		if err != nil {
+			return fmt.Errorf("attest verify of the stop: %v", err)
+		}
+	}
+	if len(stops) == 0 {
+		return fmt.Errorf("no signed record of the step 3 stop")
+	}
 	for rung, seen := range want {
 		if !seen {
 			return fmt.Errorf("no attestation for the %s promotion", rung)
 		}
 	}
-	d.say("The hash chain is intact, its signed checkpoints verify, and each rung's attestation verifies with the gate's public key.")
+	d.say("The hash chain is intact, its signed checkpoints verify, and each promotion's attestation (and the stop's) verifies with the gate's public key.")
 	return nil
 }
 

@@ -40,6 +40,8 @@ func TestDemoEndToEnd(t *testing.T) {
 		"Approved by bob-sre",
 		"audit log intact",
 		"signatures verified",
+		"decision=stop stop=STOP_SECRET_EXPOSURE",
+		"stop evidence (decision, manifest, report, diff snapshot)",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q", want)

@@ -34,7 +34,8 @@ var forgeExtras []func(ctx context.Context, f *forge.Forge, st *store.Store, log
 
 // forgeOptions are the hook's own settings.
 type forgeOptions struct {
-	checks []string // checks the develop rung runs (default: all of agentgate check's)
+	checks []string    // checks the develop rung runs (default: all of agentgate check's)
+	signer sign.Signer // the gate key (set by openForge)
 }
 
 // openForge opens a bare repository's forge: store, audit log (checkpoints
@@ -77,6 +78,7 @@ func openForge(ctx context.Context, repo, dsn, keyRef string, o forgeOptions) (*
 		closeAll()
 		return nil, nil, nil, err
 	}
+	o.signer = signer
 	f := &forge.Forge{
 		Repo: abs, Audit: log, Approvals: aps, Evals: evals,
 		Attester: &forge.FileAttester{Dir: filepath.Join(forgeState(abs), "attestations"), Signer: signer},

@@ -37,6 +37,9 @@ type CheckOutcome struct {
 	Plan        []byte // the WORK_PLAN.json bytes (attested by digest)
 	MergeBase   string
 	Checks      []checks.Result
+	// StopEvidence is where the checker persisted a stop's evidence, or
+	// why it could not.
+	StopEvidence string
 }
 
 // Decision values of CheckOutcome.
@@ -46,13 +49,23 @@ const (
 	DecisionStop = "stop"
 )
 
-// Checker runs the check gate on head against base in repo (a repository
-// path that sees every object of the push). An error wrapping an input
-// problem (an invalid plan) is reported by PlanError.
+// CheckRequest names one evaluation of the check gate.
+type CheckRequest struct {
+	Repo     string // a repository path that sees every object of the push
+	RepoID   string // the forge repository's identity (for records)
+	Base     string // the target branch tip (full SHA)
+	Head     string // the pushed agent branch tip (full SHA)
+	PlanPath string // the plan to evaluate against ("" lets the engine discover it)
+	Source   string // the agent branch
+	Target   string // the rung's target (develop)
+	Pusher   string
+}
+
+// Checker runs the check gate. An error wrapping an input problem (an
+// invalid plan) is reported by PlanError. On a stop, the checker persists
+// the stop evidence (manifest, logs, diff snapshot) before returning.
 type Checker interface {
-	// planPath is the plan to evaluate against ("" to let the engine
-	// discover it from the change).
-	Check(ctx context.Context, repo, base, head, planPath string) (*CheckOutcome, error)
+	Check(ctx context.Context, req CheckRequest) (*CheckOutcome, error)
 	// PlanError reports whether err means the plan or policy input is
 	// invalid (rather than the gate failing to run).
 	PlanError(err error) bool
@@ -272,7 +285,8 @@ func (f *Forge) developRung(ctx context.Context, view string, pol *policies.Poli
 		facts.Set(ladder.Outcome{Requirement: policies.RequireChecks, Detail: "the checks engine is not available in this build; fails closed"})
 		facts.Set(ladder.Outcome{Requirement: policies.RequirePlanValid, Detail: "the plan could not be validated (no checks engine); fails closed"})
 	} else {
-		r, err := f.Checker.Check(ctx, view, base, head, f.planForBranch(ctx, view, base, source))
+		r, err := f.Checker.Check(ctx, CheckRequest{Repo: view, RepoID: f.Repo, Base: base, Head: head,
+			PlanPath: f.planForBranch(ctx, view, base, source), Source: source, Target: "develop", Pusher: pusher.String()})
 		switch {
 		case err != nil && f.Checker.PlanError(err):
 			facts.Set(ladder.Outcome{Requirement: policies.RequirePlanValid, Detail: err.Error()})
@@ -323,7 +337,7 @@ func (f *Forge) developRung(ctx context.Context, view string, pol *policies.Poli
 	}
 	payload := map[string]any{"source": source, "target": "develop", "base": base, "decision": d}
 	if rep != nil {
-		payload["report"] = map[string]any{"decision": rep.Decision, "stop_reason": rep.StopReason, "reasons": rep.Reasons}
+		payload["report"] = map[string]any{"decision": rep.Decision, "stop_reason": rep.StopReason, "reasons": rep.Reasons, "stop_evidence": rep.StopEvidence}
 	}
 	if !d.Passed {
 		if err := f.audit(ctx, pusher, "gate.decision", head, planID, payload); err != nil {
@@ -340,6 +354,9 @@ func (f *Forge) developRung(ctx context.Context, view string, pol *policies.Poli
 		msg := d.Explain()
 		if rep != nil && rep.StopReason != "" {
 			msg += fmt.Sprintf("\n  stop: %s (plan %s halted until an approver comments /resume-run %s)", rep.StopReason, planID, planID)
+			if rep.StopEvidence != "" {
+				msg += "\n  " + rep.StopEvidence
+			}
 		}
 		return result{refused: indent(msg)}, nil
 	}
