@@ -43,7 +43,7 @@ The default cache is $XDG_CACHE_HOME/agentgate/vulndb/<version> (on Linux
 }
 
 func newVulndbBuildCmd() *cobra.Command {
-	var out, from, version string
+	var out, from, version, cacheDir string
 	cmd := &cobra.Command{
 		Use:   "build [--out DIR] [--from MODULE_DIR] [--version VERSION]",
 		Short: "Build the offline vulnerability database (prints its metadata as JSON)",
@@ -56,6 +56,7 @@ directory of an extracted golang.org/x/vulndb module (the one holding
 data/osv) instead of downloading it; then --version names that copy's
 version for the report.`,
 		Example: `  agentgate vulndb build
+  agentgate vulndb build --cache-dir /var/cache/agentgate   # for 'agentgate check --cache-dir /var/cache/agentgate'
   agentgate vulndb build --out ./.cache/vulndb
   agentgate vulndb build --out /tmp/db --from ./vulndb-checkout --version v0.0.0-20261105234957-e22db6528018`,
 		Args: cobra.NoArgs,
@@ -68,7 +69,11 @@ version for the report.`,
 			var err error
 			switch {
 			case out == "" && from == "":
-				info, err = vulndb.Ensure(ctx, "", version)
+				dir := ""
+				if cacheDir != "" {
+					dir = filepath.Join(cacheDir, "vulndb")
+				}
+				info, err = vulndb.Ensure(ctx, dir, version)
 			default:
 				if out == "" {
 					return withCode(exitInvalid, fmt.Errorf("--from needs --out: say where the database should go"))
@@ -96,11 +101,12 @@ version for the report.`,
 	cmd.Flags().StringVar(&out, "out", "", "directory to write the database into (default: the cache)")
 	cmd.Flags().StringVar(&from, "from", "", "extracted golang.org/x/vulndb module directory (default: go mod download)")
 	cmd.Flags().StringVar(&version, "version", "", "x/vulndb version (default "+vulndb.PinnedVersion+")")
+	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "agentgate cache directory, as given to 'agentgate check --cache-dir' (the database goes into its vulndb/ subdirectory)")
 	return cmd
 }
 
 func newVulndbPathCmd() *cobra.Command {
-	var version string
+	var version, cacheDir string
 	cmd := &cobra.Command{
 		Use:   "path [--version VERSION]",
 		Short: "Print the cache directory of the database for a version",
@@ -113,9 +119,12 @@ version. It exits 1 when that database has not been built yet.`,
 			if version == "" {
 				version = vulndb.PinnedVersion
 			}
-			base, err := vulndb.DefaultCacheDir()
-			if err != nil {
-				return withCode(exitFail, err)
+			base := filepath.Join(cacheDir, "vulndb")
+			if cacheDir == "" {
+				var err error
+				if base, err = vulndb.DefaultCacheDir(); err != nil {
+					return withCode(exitFail, err)
+				}
 			}
 			dir := filepath.Join(base, version)
 			if _, err := vulndb.Load(dir); err != nil {
@@ -126,6 +135,7 @@ version. It exits 1 when that database has not been built yet.`,
 		},
 	}
 	cmd.Flags().StringVar(&version, "version", "", "x/vulndb version (default "+vulndb.PinnedVersion+")")
+	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "agentgate cache directory, as given to 'agentgate check --cache-dir'")
 	return cmd
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -72,5 +73,27 @@ func TestVulndbPathFailsWhenNotBuilt(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	if code := run([]string{"vulndb", "path", "--version", "v0.0.0-20000101000000-000000000000"}); code != exitFail {
 		t.Fatalf("exit %d, want %d", code, exitFail)
+	}
+}
+
+func TestVulndbPathHonoursCacheDir(t *testing.T) {
+	cache := t.TempDir()
+	version := "v0.0.0-20990101000000-abcdefabcdef"
+	dir := filepath.Join(cache, "vulndb", version)
+	root := newRootCmd()
+	root.SetOut(&bytes.Buffer{})
+	root.SetArgs([]string{"vulndb", "build", "--out", dir, "--from", fakeVulndb(t), "--version", version})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	root = newRootCmd()
+	root.SetOut(&out)
+	root.SetArgs([]string{"vulndb", "path", "--cache-dir", cache, "--version", version})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(out.String()); got != dir {
+		t.Fatalf("path = %q, want %q", got, dir)
 	}
 }
