@@ -43,7 +43,7 @@ type Call struct {
 	Path        string // escaped path without APIPrefix (or with GitPrefix for git)
 	Query       string
 	OperationID string // "" for git traffic and unknown routes
-	Status      int    // status the double answered
+	Status      int    // status the double answered (-1: hung up)
 	Body        []byte
 	Injected    bool // answered by an injected fault
 	Time        time.Time
