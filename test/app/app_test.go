@@ -490,3 +490,17 @@ func TestEveryPublishedPayloadIsProcessed(t *testing.T) {
 		t.Errorf("job %s ended %s: %s", kind, state, errs.String)
 	}
 }
+
+func TestStatusMirrorCarriesTheTarget(t *testing.T) {
+	e := startApp(t, server.EvaluatorFunc(verdictEvaluator), func(env map[string]string) { env["AGENTGATE_STATUS_MIRROR"] = "true" })
+	base := e.repo.tip("develop")
+	head := e.repo.commit("agent/mirror", "failure")
+	if code := deliver(t, e.url, "push", newDeliveryID(), pushPayload(t, "agent/mirror", base, head)); code != 202 {
+		t.Fatal(code)
+	}
+	waitFor(t, 30*time.Second, "status", func() bool { return len(e.d.Statuses()) == 1 })
+	s := e.d.Statuses()[0]
+	if s.SHA != head || s.Context != "agentgate/develop" || s.State != "failure" || len(s.Description) >= 140 {
+		t.Fatalf("status = %+v", s)
+	}
+}
