@@ -280,6 +280,7 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 		}
 	}
 	res.Details["base_cached"] = cached
+	gopkgs.Logf(ctx, "base %s: cached=%v error=%q missing=%v", baseSHA, cached, base.Error, base.Missing)
 	if selection == "affected" && base.Run == nil {
 		// Without the base's results the unaffected packages have none:
 		// test everything on head instead of trusting nothing.
@@ -289,6 +290,7 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 		res.Details["selection_note"] = "the base's results are unavailable; every package was tested on head"
 	}
 	res.Details["selection"] = selection
+	gopkgs.Logf(ctx, "selection %s: %d package(s) to test on head: %s", selection, len(headPkgs), summarizeArgv(headPkgs))
 
 	// Head run.
 	var headRec ranRecord
@@ -436,6 +438,10 @@ func (c *Check) runTests(ctx context.Context, w *gopkgs.WorkTree, dir string, ar
 		// GOFLAGS reaches go test through wrappers too.
 		Env: []string{"GOFLAGS=-mod=readonly -coverprofile=" + profile},
 	})
+	gopkgs.Logf(ctx, "ran %s in %s: exit %d, %s, %d bytes of output, isolation %q, err %v", summarizeArgv(argv), dir, r.ExitCode, r.Duration.Round(time.Millisecond), len(r.Stdout), r.Isolation, err)
+	if len(r.Stderr) > 0 {
+		gopkgs.Logf(ctx, "stderr (tail):\n%s", gopkgs.Tail(r.Stderr, 4000))
+	}
 	if err != nil {
 		return ranRecord{isolation: r.Isolation}, err
 	}
@@ -455,6 +461,14 @@ func (c *Check) runTests(ctx context.Context, w *gopkgs.WorkTree, dir string, ar
 		rec.Profile = prof
 	}
 	return ranRecord{record: rec, isolation: r.Isolation}, nil
+}
+
+// summarizeArgv shortens long package lists for the log.
+func summarizeArgv(argv []string) string {
+	if len(argv) <= 12 {
+		return strings.Join(argv, " ")
+	}
+	return strings.Join(argv[:10], " ") + fmt.Sprintf(" … (%d more)", len(argv)-10)
 }
 
 // resolveProgram maps the command's first word to a program: "go" is the

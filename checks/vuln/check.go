@@ -314,6 +314,10 @@ func (c *Check) scan(ctx context.Context, db vulndb.Info, dir string) (*Scan, st
 	}
 	args := append(append([]string{}, argv[1:]...), "-db", db.URL(), "-format", "json", "-C", dir, "./...")
 	r, err := c.cfg.Runner.Run(ctx, isolate.Cmd{Path: argv[0], Args: args, Dir: dir, Timeout: timeout})
+	gopkgs.Logf(ctx, "govulncheck %s: exit %d, %s, isolation %q, err %v", dir, r.ExitCode, r.Duration.Round(time.Millisecond), r.Isolation, err)
+	if len(r.Stderr) > 0 {
+		gopkgs.Logf(ctx, "stderr (tail):\n%s", gopkgs.Tail(r.Stderr, 4000))
+	}
 	if err != nil {
 		return nil, r.Isolation, err
 	}
