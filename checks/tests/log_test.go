@@ -32,7 +32,10 @@ func TestEngineLogRecordsTheRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"selection affected: 1 package(s)", "ran go test -json example.com/shop/strutil", "isolation \"netns+pidns\""} {
+	if strings.Contains(string(b), `isolation "none"`) {
+		t.Errorf("tests ran unisolated:\n%s", b)
+	}
+	for _, want := range []string{"selection affected: 1 package(s)", "ran go test -json example.com/shop/strutil", "netns+pidns"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("log lacks %q:\n%s", want, b)
 		}
