@@ -226,6 +226,7 @@ func (s *Server) evaluate(ctx context.Context, t Target) error {
 	if err != nil {
 		return superseded(ectx, err)
 	}
+	defer s.repos.Release(ectx, t.Repo, t.HeadSHA)
 	baseSHA := shas[t.BaseRef]
 	name := CheckName(t.BaseRef)
 	ext := t.externalID(baseSHA)

@@ -158,3 +158,15 @@ func (c *repoCache) Fetch(ctx context.Context, repo, token string, branches []st
 	}
 	return dir, shas, nil
 }
+
+// Release drops the ref that kept head reachable during its evaluation, so
+// that the cache does not pin every commit it ever evaluated.
+func (c *repoCache) Release(ctx context.Context, repo, head string) {
+	if !repoNameRE.MatchString(repo) || !shaRE.MatchString(head) {
+		return
+	}
+	dir := filepath.Join(c.dir, filepath.FromSlash(repo)+".git")
+	unlock := c.lock(repo)
+	defer unlock()
+	_, _ = c.git(context.WithoutCancel(ctx), dir, "", "update-ref", "-d", "refs/agentgate/"+head)
+}
