@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/agentgate/agentgate/gate/approval"
 	"github.com/agentgate/agentgate/gate/approval/sqlstore"
 	"github.com/agentgate/agentgate/gate/audit"
 	"github.com/agentgate/agentgate/gate/sign"
@@ -117,7 +118,7 @@ command should set; locally, whoever can write the repository is trusted.`,
 		Example: `  agentgate hooks install --repo /srv/git/payments.git
   AGENTGATE_PUSHER=alice git push origin develop:staging`,
 	}
-	cmd.AddCommand(newHooksInstallCmd(), newHooksPreReceiveCmd())
+	cmd.AddCommand(newHooksInstallCmd(), newHooksPreReceiveCmd(), newHooksResumeRunCmd())
 	return cmd
 }
 
@@ -250,5 +251,51 @@ as a GitHub Enterprise Server pre-receive hook script.`,
 	cmd.Flags().StringVar(&dsn, "db", "", "database (default PATH.git/agentgate/agentgate.db)")
 	cmd.Flags().StringVar(&keyRef, "key", "", "gate signing key (default PATH.git/agentgate/agentgate.key)")
 	cmd.Flags().StringSliceVar(&checkList, "checks", nil, "checks the develop rung runs (default: all of agentgate check's)")
+	return cmd
+}
+
+func newHooksResumeRunCmd() *cobra.Command {
+	var repo, dsn, keyRef, planID, as string
+	cmd := &cobra.Command{
+		Use:   "resume-run --repo PATH.git --plan PLAN_ID --as NAME",
+		Short: "Re-authorize a stopped plan on the local forge (the /resume-run of plain git)",
+		Long: `A plan whose run hit a stop condition (a secret, an unauthorized push, a budget
+stop, ...) is stopped: its agent branches take no pushes. An approver of the
+ladder's highest rung (main) re-authorizes it here, after looking at the stop
+evidence; the stop stays in the audit log and a "run.resumed" record is added.
+The same rules as /resume-run on GitHub apply: never an agent identity or a bot.
+
+Exit status: 0 resumed, 1 refused (the reason is printed), 2 bad input.`,
+		Example: `  agentgate hooks resume-run --repo /srv/git/payments.git --plan pay-2026-11-idempotency --as alice-lead`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if repo == "" || planID == "" || as == "" {
+				return withCode(exitInvalid, errors.New("hooks resume-run: --repo, --plan and --as are required"))
+			}
+			ctx := cmd.Context()
+			f, log, closeFn, err := openForge(ctx, repo, dsn, keyRef, forgeOptions{})
+			if err != nil {
+				return withCode(exitInvalid, fmt.Errorf("hooks resume-run: %w", err))
+			}
+			defer closeFn()
+			ref, err := f.ResumeRun(ctx, planID, approval.User{Login: as})
+			if _, cerr := log.Checkpoint(ctx); cerr != nil && err == nil {
+				err = fmt.Errorf("sign an audit checkpoint: %w", cerr)
+			}
+			if err != nil {
+				return withCode(exitInvalid, fmt.Errorf("hooks resume-run: %w", err))
+			}
+			if ref != nil {
+				return withCode(exitFail, fmt.Errorf("resume refused (%s): %s", ref.Reason, ref.Message))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "plan %s resumed by %s; its agent branches take pushes again\n", planID, as)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&repo, "repo", "", "the bare repository (PATH.git)")
+	cmd.Flags().StringVar(&dsn, "db", "", "database (default PATH.git/agentgate/agentgate.db)")
+	cmd.Flags().StringVar(&keyRef, "key", "", "gate signing key (default PATH.git/agentgate/agentgate.key)")
+	cmd.Flags().StringVar(&planID, "plan", "", "the stopped plan's plan_id")
+	cmd.Flags().StringVar(&as, "as", "", "who re-authorizes it (an approver of the highest rung)")
 	return cmd
 }

@@ -268,6 +268,25 @@ func (f *Forge) evaluate(ctx context.Context, view string, heads map[string]stri
 		if !ok {
 			return result{refused: branch + ": this policy has no rung into develop"}, nil
 		}
+		// A stopped plan stays stopped: its branches take no pushes until an
+		// approver of the highest rung re-authorizes it.
+		plans := f.planIDs(ctx, view, u)
+		if pp := f.planForBranch(ctx, view, develop, branch); pp != "" {
+			if wp := f.plan(ctx, view, develop, pp); wp != nil && !slices.Contains(plans, wp.PlanID) {
+				plans = append(plans, wp.PlanID)
+			}
+		}
+		for _, p := range plans {
+			st, err := f.PlanStopped(ctx, p)
+			if err != nil {
+				return result{}, err
+			}
+			if st.Stopped {
+				reason := fmt.Sprintf("%s: plan %s is stopped (%s, audit record %d); it takes no pushes until an approver of %s re-authorizes it (/resume-run %s, or agentgate resume-run --repo %s --plan %s --as NAME)",
+					branch, p, st.Reason, st.Seq, l.Top(), p, f.Repo, p)
+				return result{refused: reason}, f.audit(ctx, pusher, "gate.push.refused", u.New, p, map[string]any{"ref": u.Ref, "reason": reason})
+			}
+		}
 		fmt.Fprintf(out, "agentgate: %s: running the develop rung (%s) against develop %s...\n", branch, strings.Join(rung.Requires, ", "), short(develop))
 		return f.developRung(ctx, view, pol, rung, branch, develop, u.New, pusher)
 	case ladder.Promote:

@@ -494,3 +494,28 @@ func TestInstallRejectsAnUnknownCheck(t *testing.T) {
 		t.Fatal("the hook was installed anyway")
 	}
 }
+
+func TestStoppedPlanTakesNoPushesUntilResumed(t *testing.T) {
+	s := newServer(t)
+	s.git(s.work, nil, "checkout", "-q", "-b", branch)
+	s.agentCommit("first", 1)
+	// The agent pushes its work straight to develop: a security event that
+	// stops its plan.
+	s.mustRefuse(agent, "HEAD:develop", "STOP_UNAUTHORIZED_ACCESS")
+	// Its branch now takes no pushes.
+	s.mustRefuse(agent, "HEAD:"+branch, "plan "+plan+" is stopped (STOP_UNAUTHORIZED_ACCESS")
+
+	for who, want := range map[string]string{agent: "agent_identity", "mallory": "not_rung_approver"} {
+		out, err := s.agentgate("hooks", "resume-run", "--repo", s.bare, "--plan", plan, "--as", who)
+		if err == nil || !strings.Contains(out, want) {
+			t.Fatalf("resume by %s: %v\n%s", who, err, out)
+		}
+	}
+	if out, err := s.agentgate("hooks", "resume-run", "--repo", s.bare, "--plan", plan, "--as", human); err != nil {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	s.mustPush(agent, "HEAD:"+branch)
+	if out, err := s.agentgate("hooks", "resume-run", "--repo", s.bare, "--plan", plan, "--as", human); err == nil || !strings.Contains(out, "not stopped") {
+		t.Fatalf("second resume: %v\n%s", err, out)
+	}
+}
