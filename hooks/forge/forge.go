@@ -246,7 +246,7 @@ func (f *Forge) evaluate(ctx context.Context, view string, heads map[string]stri
 		if d.SecurityEvent() {
 			kind = "gate.security_event"
 		}
-		plans := f.planIDs(ctx, view, u)
+		plans := f.planIDs(ctx, view, heads, u)
 		payload := map[string]any{"ref": u.Ref, "old": u.Old, "new": u.New, "reason": d.Reason, "stop_reason": d.Stop, "pusher": pusher.String(), "plans": plans}
 		if err := f.audit(ctx, pusher, kind, u.New, strings.Join(plans, ","), payload); err != nil {
 			return result{}, err
@@ -270,7 +270,7 @@ func (f *Forge) evaluate(ctx context.Context, view string, heads map[string]stri
 		}
 		// A stopped plan stays stopped: its branches take no pushes until an
 		// approver of the highest rung re-authorizes it.
-		plans := f.planIDs(ctx, view, u)
+		plans := f.planIDs(ctx, view, heads, u)
 		if pp := f.planForBranch(ctx, view, develop, branch); pp != "" {
 			if wp := f.plan(ctx, view, develop, pp); wp != nil && !slices.Contains(plans, wp.PlanID) {
 				plans = append(plans, wp.PlanID)
@@ -526,7 +526,7 @@ func (f *Forge) promote(ctx context.Context, view string, heads map[string]strin
 		ref := ""
 		if f.Attester != nil {
 			var err error
-			ref, err = f.Attester.Attest(ctx, Attestation{Repo: f.Repo, Source: source, Target: target, Base: u.Old, SHA: u.New, Decision: d, Approvals: counted, Commits: shas, PlanIDs: f.planIDs(ctx, view, u)})
+			ref, err = f.Attester.Attest(ctx, Attestation{Repo: f.Repo, Source: source, Target: target, Base: u.Old, SHA: u.New, Decision: d, Approvals: counted, Commits: shas, PlanIDs: f.planIDsIn(ctx, view, u.Old, u.New)})
 			if err != nil {
 				return fmt.Errorf("sign the %s attestation: %w", target, err)
 			}
@@ -939,36 +939,69 @@ func (f *Forge) planRisk(ctx context.Context, repo, sha, planPath string) string
 	return ""
 }
 
-// planIDs lists the Plan-Id trailers of the commits an update brings.
-func (f *Forge) planIDs(ctx context.Context, view string, u Update) []string {
+// planIDs lists the Plan-Id trailers of the commits an update would add to
+// its ref: old..new for an update (a force push included), and for a new
+// ref the commits no existing branch has (a branch created from develop
+// does not drag in develop's plans).
+func (f *Forge) planIDs(ctx context.Context, view string, heads map[string]string, u Update) []string {
 	ru := ladder.RefUpdate{Old: u.Old, New: u.New}
 	if ru.Deleted() {
 		return nil
 	}
-	from := u.Old
-	if ru.Created() {
-		from = ""
+	if !ru.Created() {
+		return f.planIDsIn(ctx, view, u.Old, u.New)
 	}
-	cs, err := gitcli.Log(ctx, view, from, u.New)
-	if err != nil && from != "" {
-		cs, err = gitcli.Log(ctx, view, "", u.New) // force push: old is not an ancestor
+	args := []string{"rev-list", "--max-count=200", u.New, "--not"}
+	for _, tip := range heads {
+		args = append(args, tip)
 	}
+	out, err := gitcli.Run(ctx, view, args...)
+	if err != nil {
+		return nil
+	}
+	return f.trailerPlans(ctx, view, strings.Fields(string(out)))
+}
+
+// planIDsIn lists the Plan-Id trailers of the commits from..to.
+func (f *Forge) planIDsIn(ctx context.Context, view, from, to string) []string {
+	cs, err := gitcli.Log(ctx, view, from, to)
+	if err != nil {
+		return nil
+	}
+	var shas []string
+	for _, c := range cs {
+		shas = append(shas, c.SHA)
+	}
+	return f.trailerPlans(ctx, view, shas)
+}
+
+func (f *Forge) trailerPlans(ctx context.Context, view string, shas []string) []string {
+	if len(shas) > 200 {
+		shas = shas[:200]
+	}
+	for _, sha := range shas {
+		if !gitcli.IsSHA(sha) {
+			return nil
+		}
+	}
+	if len(shas) == 0 {
+		return nil
+	}
+	args := append([]string{"show", "-s", "--format=%(trailers:key=" + ladder.TrailerPlanID + ",valueonly,separator=%x0A)"}, shas...)
+	out, err := gitcli.Run(ctx, view, args...)
 	if err != nil {
 		return nil
 	}
 	seen := map[string]bool{}
-	var out []string
-	for i, c := range cs {
-		if i >= 200 {
-			break
-		}
-		if id, ok := c.Trailer(ladder.TrailerPlanID); ok && !seen[id] {
+	var ids []string
+	for _, id := range strings.Fields(string(out)) {
+		if !seen[id] {
 			seen[id] = true
-			out = append(out, id)
+			ids = append(ids, id)
 		}
 	}
-	slices.Sort(out)
-	return out
+	slices.Sort(ids)
+	return ids
 }
 
 func isAncestor(ctx context.Context, repo, a, b string) (bool, error) {

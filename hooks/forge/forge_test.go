@@ -519,3 +519,28 @@ func TestStoppedPlanTakesNoPushesUntilResumed(t *testing.T) {
 		t.Fatalf("second resume: %v\n%s", err, out)
 	}
 }
+
+func TestStopsHitOnlyThePlanThatCausedThem(t *testing.T) {
+	s := newServer(t)
+	// The ledger plan's work is promoted into develop.
+	s.git(s.work, nil, "checkout", "-q", "-b", branch)
+	s.agentCommit("first", 1)
+	s.mustPush(agent, "HEAD:"+branch)
+	s.mustPush(human, branch+":develop")
+	// Its agent then pushes develop itself: the ledger plan is stopped...
+	s.agentCommit("second", 2)
+	s.mustRefuse(agent, "HEAD:develop", "STOP_UNAUTHORIZED_ACCESS")
+	s.mustRefuse(agent, "HEAD:"+branch, "plan "+plan+" is stopped")
+	// ...but a branch of the payments plan created from develop (which holds
+	// ledger commits) is not.
+	s.git(s.work, nil, "checkout", "-q", "-b", "agent/pay-idempotency", "origin/develop")
+	f, err := os.OpenFile(filepath.Join(s.work, "services/payments/payments.go"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\n// Authorization IDs are opaque to callers.\n")
+	f.Close()
+	s.git(s.work, nil, "add", "-A")
+	s.commit("payments-agent[bot]", "payments-agent@agents.example.com", "payments: document IDs\n\nPlan-Id: pay-2026-11-idempotency\nIteration: 1")
+	s.mustPush("payments-agent[bot]", "HEAD:agent/pay-idempotency")
+}
