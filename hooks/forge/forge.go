@@ -282,7 +282,7 @@ func (f *Forge) evaluate(ctx context.Context, view string, heads map[string]stri
 				return result{}, err
 			}
 			if st.Stopped {
-				reason := fmt.Sprintf("%s: plan %s is stopped (%s, audit record %d); it takes no pushes until an approver of %s re-authorizes it (/resume-run %s, or agentgate resume-run --repo %s --plan %s --as NAME)",
+				reason := fmt.Sprintf("%s: plan %s is stopped (%s, audit record %d); it takes no pushes until an approver of %s re-authorizes it (/resume-run %s, or agentgate hooks resume-run --repo %s --plan %s --as NAME)",
 					branch, p, st.Reason, st.Seq, l.Top(), p, f.Repo, p)
 				return result{refused: reason}, f.audit(ctx, pusher, "gate.push.refused", u.New, p, map[string]any{"ref": u.Ref, "reason": reason})
 			}
