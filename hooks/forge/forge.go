@@ -347,7 +347,12 @@ func (f *Forge) developRung(ctx context.Context, view string, pol *policies.Poli
 	d := ladder.EvaluateRung(rung, source, "develop", head, facts)
 
 	if rep != nil {
+		// The agent writes its plan, so its declared risk never lowers what
+		// the protected branch's version of the plan says: the higher wins.
 		risk = f.planRisk(ctx, view, head, rep.PlanPath)
+		if baseRisk := f.planRisk(ctx, view, base, rep.PlanPath); baseRisk != "" && rankRisk(policies.Risk(baseRisk)) > rankRisk(policies.Risk(risk)) {
+			risk = baseRisk
+		}
 	}
 	ev := Evaluation{Repo: f.Repo, Target: "develop", Source: source, Head: head, Base: base, PlanID: planID, Risk: risk,
 		Passed: d.Passed, Commits: shas, Summary: d.Summary(), At: f.now()}
