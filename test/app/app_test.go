@@ -114,8 +114,17 @@ type blockingEvaluator struct {
 	cancelled bool
 }
 
+func (b *blockingEvaluator) setBlock(sha string) {
+	b.mu.Lock()
+	b.block = sha
+	b.mu.Unlock()
+}
+
 func (b *blockingEvaluator) Evaluate(ctx context.Context, req server.EvalRequest) (server.EvalResult, error) {
-	if req.Head == b.block {
+	b.mu.Lock()
+	block := b.block
+	b.mu.Unlock()
+	if req.Head == block {
 		close(b.started)
 		<-ctx.Done()
 		b.mu.Lock()
@@ -131,7 +140,7 @@ func TestSynchronizeSupersedesInFlightEvaluation(t *testing.T) {
 	e := startApp(t, ev, nil)
 	base := e.repo.tip("develop")
 	head1 := e.repo.commit("agent/sync", "success")
-	ev.block = head1
+	ev.setBlock(head1)
 	e.d.SetPull(repoName, githubdouble.Pull{Number: 7, HeadRef: "agent/sync", HeadSHA: head1, BaseRef: "develop", BaseSHA: base})
 	if code := deliver(t, e.url, "pull_request", newDeliveryID(), prPayload(t, "opened", 7, "agent/sync", head1, "develop", base)); code != 202 {
 		t.Fatal(code)
@@ -429,7 +438,7 @@ func TestGracefulShutdownReturnsInFlightJob(t *testing.T) {
 	e := startApp(t, ev, nil)
 	base := e.repo.tip("develop")
 	head := e.repo.commit("agent/shutdown", "success")
-	ev.block = head
+	ev.setBlock(head)
 	if code := deliver(t, e.url, "push", newDeliveryID(), pushPayload(t, "agent/shutdown", base, head)); code != 202 {
 		t.Fatal(code)
 	}

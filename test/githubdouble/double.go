@@ -405,12 +405,23 @@ type statusRecorder struct {
 	http.ResponseWriter
 	code int
 	body bytes.Buffer // a copy of what was written, for response validation
+	// onStatus records the call as soon as its status is known, before
+	// the client can see the answer (tests count calls right after).
+	onStatus func(code int)
+}
+
+func (s *statusRecorder) status(code int) {
+	if s.code == 0 {
+		s.code = code
+		if s.onStatus != nil {
+			s.onStatus(code)
+			s.onStatus = nil
+		}
+	}
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
-	if s.code == 0 {
-		s.code = code
-	}
+	s.status(code)
 	s.ResponseWriter.WriteHeader(code)
 }
 
@@ -420,14 +431,12 @@ func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if !ok {
 		return nil, nil, fmt.Errorf("githubdouble: connection cannot be hijacked")
 	}
-	s.code = -1
+	s.status(-1)
 	return hj.Hijack()
 }
 
 func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
+	s.status(http.StatusOK)
 	if s.body.Len() < 8<<20 {
 		s.body.Write(b)
 	}
@@ -441,12 +450,13 @@ func (d *Double) serveAPI(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "read body", http.StatusBadRequest)
 		return
 	}
-	rec := &statusRecorder{ResponseWriter: w}
 	call := Call{Method: r.Method, Path: path, Query: r.URL.RawQuery, Body: body}
-	defer func() {
-		call.Status = rec.code
+	rec := &statusRecorder{ResponseWriter: w}
+	rec.onStatus = func(code int) {
+		call.Status = code
 		d.record(call)
-	}()
+	}
+	defer rec.status(http.StatusOK) // a handler that wrote nothing answered 200
 
 	route, params, err := d.spec.route(r.Method, path)
 	if err != nil {
@@ -464,9 +474,17 @@ func (d *Double) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if !d.authorize(rec, r, call.OperationID) {
 		return
 	}
-	if d.fault(rec, r, call.OperationID, r.Method) {
-		call.Injected = true
-		return
+	if hit := d.pickFault(call.OperationID, r.Method); hit != nil {
+		if hit.Delay > 0 {
+			select {
+			case <-time.After(hit.Delay):
+			case <-r.Context().Done():
+			}
+		} else {
+			call.Injected = true
+			d.serveFault(rec, hit)
+			return
+		}
 	}
 	d.mu.Lock()
 	h := d.handlers[call.OperationID]
@@ -566,10 +584,11 @@ func (d *Double) tokenInstallation(tok string) (int64, bool) {
 	return ti.installation, true
 }
 
-func (d *Double) fault(w http.ResponseWriter, r *http.Request, op, method string) bool {
+// pickFault takes the next scripted fault for this request, if any.
+func (d *Double) pickFault(op, method string) *Fault {
 	d.mu.Lock()
-	var hit *Fault
-	for i, f := range d.faults {
+	defer d.mu.Unlock()
+	for _, f := range d.faults {
 		if (f.OperationID != "" && f.OperationID != op) || (f.Method != "" && f.Method != method) {
 			continue
 		}
@@ -583,25 +602,18 @@ func (d *Double) fault(w http.ResponseWriter, r *http.Request, op, method string
 			}
 			f.Times--
 		}
-		hit = d.faults[i]
-		break
+		return f
 	}
-	d.mu.Unlock()
-	if hit == nil {
-		return false
-	}
-	if hit.Delay > 0 {
-		select {
-		case <-time.After(hit.Delay):
-		case <-r.Context().Done():
-		}
-		return false
-	}
+	return nil
+}
+
+// serveFault answers with the scripted failure.
+func (d *Double) serveFault(w http.ResponseWriter, hit *Fault) {
 	if hit.HangUp {
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
 				conn.Close()
-				return true
+				return
 			}
 		}
 		panic(http.ErrAbortHandler)
@@ -632,7 +644,6 @@ func (d *Double) fault(w http.ResponseWriter, r *http.Request, op, method string
 	default:
 		writeJSON(w, hit.Status, map[string]any{"message": http.StatusText(hit.Status)})
 	}
-	return true
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -654,12 +665,13 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // GitHub it asks for Basic credentials and accepts an installation token as
 // the password (user x-access-token).
 func (d *Double) serveGit(w http.ResponseWriter, r *http.Request) {
-	rec := &statusRecorder{ResponseWriter: w}
 	call := Call{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery}
-	defer func() {
-		call.Status = rec.code
+	rec := &statusRecorder{ResponseWriter: w}
+	rec.onStatus = func(code int) {
+		call.Status = code
 		d.record(call)
-	}()
+	}
+	defer rec.status(http.StatusOK)
 	_, pass, ok := r.BasicAuth()
 	inst, valid := d.tokenInstallation(pass)
 	if !ok || !valid {
