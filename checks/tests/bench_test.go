@@ -105,3 +105,24 @@ func BenchmarkPlainGoTest(b *testing.B) { plainGoTest(b, "-cover", "./...") }
 // BenchmarkPlainGoTestCount1 is `go test -json -cover -count=1 ./...`:
 // every package's tests actually run.
 func BenchmarkPlainGoTestCount1(b *testing.B) { plainGoTest(b, "-cover", "-count=1", "./...") }
+
+// BenchmarkTestsCheckNewHead is the usual case: a new head (a new edit of
+// one package) against a base whose results are cached. The edited
+// package's tests really run; everything else comes from the base.
+func BenchmarkTestsCheckNewHead(b *testing.B) {
+	r, base, head := benchRepo(b)
+	c := New(Config{Runner: newRunner(b), CacheDir: b.TempDir()})
+	if res := c.Run(context.Background(), r.Subject(base, head)); res.Status != checks.StatusPass {
+		b.Fatalf("warm-up: %s %v", res.Status, res.Findings)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		r.Write(map[string]string{"leaf03/extra.go": fmt.Sprintf("package leaf03\n\n// H%d is new.\nfunc H() int { return %d }\n", i, i)})
+		h := r.Commit(fmt.Sprintf("edit %d", i))
+		b.StartTimer()
+		if res := c.Run(context.Background(), r.Subject(base, h)); res.Status != checks.StatusPass || res.Details["packages_tested"] != 1 {
+			b.Fatalf("%s %v %v", res.Status, res.Details, res.Findings)
+		}
+	}
+}
