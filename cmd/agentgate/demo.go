@@ -51,11 +51,13 @@ the ladder with the real git CLI:
      refused with the reasons, the plan is stopped;
   3. an agent pushing to develop, and a force push to main: refused as
      STOP_UNAUTHORIZED_ACCESS security events;
-  4. develop is promoted (agent/... -> develop), then staging with its evidence
+  4. the stopped plan takes no pushes until an approver re-authorizes it (the
+     agent itself cannot);
+  5. develop is promoted (agent/... -> develop), then staging with its evidence
      (signed develop attestations, budget);
-  5. main waits for approval; an agent identity's and a non-approver's approval
+  6. main waits for approval; an agent identity's and a non-approver's approval
      are refused; an approver's is accepted; main is promoted;
-  6. the audit log and every attestation are verified offline.
+  7. the audit log and every attestation are verified offline.
 
 Everything is local: embedded SQLite, no network. Exit status 0 when every
 step behaved as expected, 1 otherwise.`,
@@ -136,6 +138,7 @@ func (d *demo) run(ctx context.Context) bool {
 		{"Agent " + demoAgent + " pushes an in-scope change for plan " + demoPlan + " to " + demoBranch, d.agentPush},
 		{"Agent " + demoAgent2 + " pushes a file outside its plan's scope and a secret to " + demoBranch2, d.badAgentPush},
 		{"Agent " + demoAgent2 + " pushes straight to develop, and someone force-pushes main", d.unauthorizedPushes},
+		{"The stopped plan stays stopped until a person re-authorizes it", d.stoppedPlan},
 		{demoHuman + " promotes " + demoBranch + " -> develop", d.promoteDevelop},
 		{demoHuman + " promotes develop -> staging (needs signed develop evidence and budget compliance)", d.promoteStaging},
 		{demoHuman + " tries to promote staging -> main before anyone approved it", d.mainWaits},
@@ -260,6 +263,42 @@ func (d *demo) unauthorizedPushes(ctx context.Context) error {
 		return gerr
 	}
 	return err
+}
+
+func (d *demo) stoppedPlan(ctx context.Context) error {
+	if _, err := d.git(ctx, d.work, nil, "checkout", "-q", demoBranch2); err != nil {
+		return err
+	}
+	if _, err := d.git(ctx, d.work, nil, "reset", "-q", "--hard", d.initial); err != nil {
+		return err
+	}
+	if err := appendFile(filepath.Join(d.work, "services/payments/payments.go"), "\n// Authorization IDs are opaque to callers.\n"); err != nil {
+		return err
+	}
+	if err := d.commitAll(ctx, demoAgent2, demoAgent2Mail, "payments: document authorization IDs", demoPlan2, 4); err != nil {
+		return err
+	}
+	err := d.push(ctx, demoAgent2, false, "HEAD:refs/heads/"+demoBranch2,
+		"Even a clean change is refused while the plan is stopped: no checks run, nothing is accepted.")
+	if _, gerr := d.git(ctx, d.work, nil, "checkout", "-q", demoBranch); gerr != nil {
+		return gerr
+	}
+	if err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		who string
+		ok  bool
+	}{{demoAgent2, false}, {demoHuman, true}} {
+		out, err := d.agentgate(ctx, "hooks", "resume-run", "--repo", d.bare, "--plan", demoPlan2, "--as", c.who)
+		d.cmdLine("agentgate hooks resume-run --plan " + demoPlan2 + " --as " + c.who)
+		d.show(out)
+		if (err == nil) != c.ok {
+			return fmt.Errorf("resume-run as %s: accepted=%v, want %v", c.who, err == nil, c.ok)
+		}
+	}
+	d.say("The agent cannot lift its own stop; " + demoHuman + ", an approver of main, re-authorizes the plan after reading the stop evidence.")
+	return nil
 }
 
 func (d *demo) promoteDevelop(ctx context.Context) error {

@@ -27,7 +27,10 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	text := string(out)
 	for _, want := range []string{
-		"All 10 steps behaved as expected",
+		"All 11 steps behaved as expected",
+		"is stopped (STOP_",
+		"resume refused (bot)",
+		"resumed by alice-lead",
 		"accepted promotion agent/ledger-balanced -> develop",
 		"STOP_SECRET_EXPOSURE",
 		"services/ledger/fees.go",

@@ -221,10 +221,10 @@ func (r Rules) disqualified(pr PullRequest, u User) *Refusal {
 		return refuse(ReasonUnknownPerson, "the approver could not be identified; approvals need a named account")
 	}
 	if u.IsBot() || slices.ContainsFunc(r.AppLogins, func(l string) bool { return strings.EqualFold(l, u.Login) }) {
-		return refuse(ReasonBot, "%s is a bot; bots never approve promotions", u.Login)
+		return refuse(ReasonBot, "%s is a bot; bots never approve promotions or re-authorize runs", u.Login)
 	}
 	if ladder.IsAgent(r.Agents, u.Login, u.Email) {
-		return refuse(ReasonAgentIdentity, "%s is an agent identity; agents never approve promotions", u.Login)
+		return refuse(ReasonAgentIdentity, "%s is an agent identity; agents never approve promotions or re-authorize runs", u.Login)
 	}
 	if pr.Author.Same(u) {
 		return refuse(ReasonAuthor, "%s opened this pull request; authors cannot approve their own promotion", u.Login)
