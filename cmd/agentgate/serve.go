@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentgate/agentgate/gate/approval/sqlstore"
 	"github.com/agentgate/agentgate/gate/audit"
+	"github.com/agentgate/agentgate/gate/budget"
 	"github.com/agentgate/agentgate/gate/sign"
 	"github.com/agentgate/agentgate/hooks/server"
 	"github.com/agentgate/agentgate/internal/store"
@@ -108,10 +109,16 @@ func runServe(parent context.Context, cfg *server.Config, grace time.Duration) e
 	if err != nil {
 		return err
 	}
+	ledger, err := budget.NewStoreLedger(ctx, st, budget.AuditLog{Log: auditLog})
+	if err != nil {
+		return fmt.Errorf("serve: open the budget ledger: %w", err)
+	}
 	srv, err := server.New(ctx, cfg, st, server.Deps{
 		Evaluator: server.DefaultEvaluator(cfg),
 		Audit:     auditLog,
 		Approvals: approvals,
+		Holds:     approvals,
+		Budget:    ledger,
 		Logger:    log,
 	})
 	if err != nil {

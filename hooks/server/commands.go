@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -167,21 +166,25 @@ func (s *Server) dispatcher(inst int64) (commands.CommandHandler, error) {
 	if s.cmds != nil {
 		return s.cmds, nil
 	}
-	if s.approvals == nil {
-		return nil, errors.New("no approval store")
-	}
 	c, err := s.app.Installation(inst)
 	if err != nil {
 		return nil, err
 	}
 	cc := &commandClient{s: s, c: c, inst: inst}
-	au := commandAudit{a: s.audit}
-	logins := append([]string(nil), s.cfg.GitHub.AppLogins...)
-	return &commands.Dispatcher{
-		Client: cc, Audit: au, AppLogins: logins, Log: s.log,
-		Handlers: []commands.Handler{
-			&commands.ApprovePromotion{Client: cc, Store: s.approvals, Audit: au, AppLogins: logins},
-			&commands.Recheck{Client: cc, Queue: rechecker{s: s, c: c, inst: inst}, Audit: au},
-		},
-	}, nil
+	d, err := commands.NewDispatcher(cc, commands.Deps{
+		Audit:     commandAudit{a: s.audit},
+		Approvals: s.cmdDeps.Approvals,
+		Holds:     s.cmdDeps.Holds,
+		Queue:     rechecker{s: s, c: c, inst: inst},
+		Runs:      s.cmdDeps.Runs,
+		Budget:    s.cmdDeps.Budget,
+		AppLogins: append([]string(nil), s.cfg.GitHub.AppLogins...),
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.Log = s.log
+	return d, nil
 }
+
+var _ commands.GitHubClient = (*commandClient)(nil)

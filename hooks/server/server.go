@@ -29,12 +29,17 @@ type Deps struct {
 	Evaluator Evaluator
 	// Audit receives every decision before it is posted (required).
 	Audit Auditor
-	// Commands handles issue_comment commands. When nil and Approvals is
-	// set, the built-in dispatcher (/approve-promotion, /recheck) is used;
-	// with neither, comments are only recorded in the audit log.
+	// Commands handles issue_comment commands; nil means hooks/commands'
+	// dispatcher over this installation's GitHub client and the stores below.
 	Commands commands.CommandHandler
-	// Approvals stores accepted approvals (gate/approval/sqlstore).
+	// Approvals stores accepted approvals (gate/approval/sqlstore); Holds
+	// records /hold and /unhold; Budget approves budget escalations; Runs
+	// resumes stopped runs. A nil store disables its command, which is then
+	// answered "not enabled on this server".
 	Approvals commands.ApprovalStore
+	Holds     commands.HoldStore
+	Budget    commands.BudgetApprover
+	Runs      commands.RunResumer
 	// Ladder decides rungs (nil: the seed ladder).
 	Ladder *ladder.Ladder
 	Logger *slog.Logger
@@ -53,22 +58,22 @@ type metrics struct {
 // Server is `agentgate serve`: the webhook intake, the workers, the
 // reconciler and the operational endpoints.
 type Server struct {
-	cfg       *Config
-	st        *store.Store
-	app       *agh.App
-	queue     *webhook.Queue
-	intake    *webhook.Handler
-	eval      Evaluator
-	audit     Auditor
-	cmds      commands.CommandHandler
-	approvals commands.ApprovalStore
-	ladder    *ladder.Ladder
-	repos     *repoCache
-	serial    *serializer
-	log       *slog.Logger
-	registry  *prometheus.Registry
-	metrics   metrics
-	started   atomic.Bool
+	cfg      *Config
+	st       *store.Store
+	app      *agh.App
+	queue    *webhook.Queue
+	intake   *webhook.Handler
+	eval     Evaluator
+	audit    Auditor
+	cmds     commands.CommandHandler
+	cmdDeps  Deps
+	ladder   *ladder.Ladder
+	repos    *repoCache
+	serial   *serializer
+	log      *slog.Logger
+	registry *prometheus.Registry
+	metrics  metrics
+	started  atomic.Bool
 }
 
 // New wires the server: migrations, River client and workers, GitHub App,
@@ -77,7 +82,7 @@ func New(ctx context.Context, cfg *Config, st *store.Store, deps Deps) (*Server,
 	if deps.Evaluator == nil || deps.Audit == nil {
 		return nil, errors.New("server: an evaluator and an audit log are required")
 	}
-	s := &Server{cfg: cfg, st: st, eval: deps.Evaluator, audit: deps.Audit, cmds: deps.Commands, approvals: deps.Approvals,
+	s := &Server{cfg: cfg, st: st, eval: deps.Evaluator, audit: deps.Audit, cmds: deps.Commands, cmdDeps: deps,
 		ladder: deps.Ladder, log: deps.Logger, registry: deps.Registry, serial: newSerializer()}
 	if s.ladder == nil {
 		s.ladder = ladder.MustSeed()

@@ -335,12 +335,6 @@ func (s *Server) handleComment(ctx context.Context, d *webhook.Delivery, e *gogi
 		Commenter: user(c.GetUser()), Sender: user(e.GetSender()),
 		CreatedAt: c.GetCreatedAt().Time, UpdatedAt: c.GetUpdatedAt().Time,
 	}
-	if s.cmds == nil && s.approvals == nil {
-		// No command handler wired: keep the event in the audit log.
-		payload, _ := json.Marshal(map[string]any{"action": ev.Action, "number": ev.Number, "comment_id": ev.CommentID, "delivery_id": d.ID})
-		_, err := s.audit.Append(ctx, audit.Event{Actor: ev.Sender.Login, Kind: "github.comment." + ev.Action, Repo: d.Repo, Payload: json.RawMessage(payload)})
-		return err
-	}
 	h, err := s.dispatcher(d.InstallationID)
 	if err != nil {
 		return err

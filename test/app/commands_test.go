@@ -50,7 +50,7 @@ func TestCommentCommandsThroughTheDispatcher(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		deps.Approvals = ap
+		deps.Approvals, deps.Holds = ap, ap
 	})
 	// The policy lives on the protected base branch.
 	gitCmd(t, e.repo.work, "checkout", "-q", "develop")
@@ -128,6 +128,19 @@ func TestCommentCommandsThroughTheDispatcher(t *testing.T) {
 	if replies != 1 {
 		t.Fatalf("bot replies = %d, want 1", replies)
 	}
+	// A command whose store is not configured is answered in words.
+	id3 := e.d.AddComment(repoName, 20, "alice-lead", "/resume-run pay-1")
+	if code := deliver(t, e.url, "issue_comment", newDeliveryID(), commentPayload(t, 20, id3, "alice-lead", "/resume-run pay-1")); code != 202 {
+		t.Fatal(code)
+	}
+	waitFor(t, 30*time.Second, "not-enabled answer", func() bool {
+		for _, c := range e.d.Comments() {
+			if c.User == "agentgate[bot]" && strings.Contains(c.Body, "not enabled") {
+				return true
+			}
+		}
+		return false
+	})
 	var n int
 	e.st.DB().QueryRow(`SELECT count(*) FROM audit WHERE kind LIKE '%recheck%'`).Scan(&n)
 	if n == 0 {
