@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestEscapeSuite runs every in-sandbox escape attempt of the notes' L list
@@ -65,6 +67,11 @@ func TestEscapeSuite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer held.Close()
+	heldSock, err := ln4.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer heldSock.Close()
 	releaseAgent := "/sys/fs/cgroup/memory/release_agent"
 	if _, err := os.Stat(releaseAgent); err != nil {
 		releaseAgent = "/sys/fs/cgroup/release_agent"
@@ -80,7 +87,7 @@ func TestEscapeSuite(t *testing.T) {
 	var out, errb bytes.Buffer
 	res, err := f.d.Run(context.Background(), RunSpec{
 		Wrapper: "probe", Args: []string{probeArg, "suite", string(envJSON)},
-		Stdout: &out, Stderr: &errb, InheritExtraFiles: []*os.File{held},
+		Stdout: &out, Stderr: &errb, InheritExtraFiles: []*os.File{held, heldSock},
 	})
 	if err != nil {
 		t.Fatalf("suite run: %v\nstderr: %s", err, errb.String())
@@ -357,4 +364,50 @@ func errorsIs(err, target error) bool {
 	return false
 }
 
-var _ = syscall.SIGKILL
+// TestTIOCSTIUnderAPty covers test 22 with a real terminal: the wrapper's
+// standard input is a pty slave, and injecting input into it (TIOCSTI)
+// fails; nothing reaches the terminal's input queue.
+func TestTIOCSTIUnderAPty(t *testing.T) {
+	f := getFixture(t)
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	defer master.Close()
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slave, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slave.Close()
+	var out bytes.Buffer
+	res, err := f.d.Run(context.Background(), RunSpec{Wrapper: "probe", Args: []string{probeArg, "tiocsti"}, Stdin: slave, Stdout: &out})
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	var o probeOutcome
+	if err := json.Unmarshal(out.Bytes(), &o); err != nil {
+		t.Fatalf("%q: %v", out.String(), err)
+	}
+	if o.OK || o.Errno != "EPERM" {
+		t.Fatalf("TIOCSTI on a real tty: %+v, want EPERM", o)
+	}
+	if !strings.Contains(o.Detail, "isatty=true") {
+		t.Fatalf("the wrapper's stdin was not the pty: %s", o.Detail)
+	}
+	// Nothing was queued as terminal input.
+	fd := int(slave.Fd())
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	if k, _ := unix.Read(fd, buf); k > 0 {
+		t.Fatalf("injected input reached the terminal: %q", buf[:k])
+	}
+}

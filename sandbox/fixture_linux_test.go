@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -89,7 +90,37 @@ func pin(path string) (Wrapper, error) {
 	return Wrapper{Path: real, SHA256: sum}, err
 }
 
+// cleanStaleFixtures removes what a killed test binary (a go test timeout)
+// left behind: mounts, loop devices and directories of dead pids.
+func cleanStaleFixtures() {
+	dirs, _ := filepath.Glob("/var/lib/agentgate-test-*")
+	for _, dir := range dirs {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(dir), "agentgate-test-%d", &pid); err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			continue // still running
+		}
+		state := filepath.Join(dir, "state")
+		for _, m := range []string{"harvest", "mnt"} {
+			_ = syscall.Unmount(filepath.Join(state, m), 0)
+		}
+		if out, err := exec.Command("losetup", "-j", filepath.Join(state, "volume.img")).Output(); err == nil {
+			for _, line := range strings.Split(string(out), "\n") {
+				if dev, _, ok := strings.Cut(line, ":"); ok {
+					_ = exec.Command("losetup", "-d", dev).Run()
+				}
+			}
+		}
+		if !isMountPoint(filepath.Join(state, "mnt")) {
+			os.RemoveAll(dir)
+		}
+	}
+}
+
 func setupFixture() (*fixture, error) {
+	cleanStaleFixtures()
 	f := &fixture{base: fmt.Sprintf("/var/lib/agentgate-test-%d", os.Getpid())}
 	for _, d := range []string{f.base, filepath.Join(f.base, "bin"), filepath.Join(f.base, "suid"), filepath.Join(f.base, "secret")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

@@ -95,6 +95,13 @@ func probeMain(args []string) {
 	case "write": // write PATH CONTENT
 		err := os.WriteFile(args[1], []byte(args[2]), 0o644)
 		report(outcome(err))
+	case "tiocsti":
+		_, terr := unix.IoctlGetTermios(0, unix.TCGETS)
+		b := byte('x')
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, 0, unix.TIOCSTI, uintptr(unsafePointer(&b)))
+		o := outcome(errnoOrNil(e))
+		o.Detail = fmt.Sprintf("isatty=%v", terr == nil)
+		report(o)
 	case "echo-args":
 		_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"args": args[1:], "env": os.Environ()})
 		os.Exit(0)
