@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 )
@@ -55,4 +56,14 @@ func GoVersion() string {
 		}
 	})
 	return goVersion
+}
+
+// ModFlag is the -mod setting for isolated go commands in the module at
+// dir: -mod=vendor when the module vendors its dependencies (the go
+// command's own default then), else -mod=readonly.
+func ModFlag(dir string) string {
+	if st, err := os.Stat(filepath.Join(dir, "vendor", "modules.txt")); err == nil && st.Mode().IsRegular() {
+		return "-mod=vendor"
+	}
+	return "-mod=readonly"
 }

@@ -115,7 +115,8 @@ const listFields = "ImportPath,Dir,Name,Standard,Module,GoFiles,CgoFiles,TestGoF
 // returns the module's packages. Packages that fail to load are returned
 // with Error set; a go list that cannot run at all is an error.
 func List(ctx context.Context, r isolate.Runner, dir string) ([]Package, isolate.Result, error) {
-	res, err := r.Run(ctx, isolate.Cmd{Path: "go", Args: []string{"list", "-e", "-json=" + listFields, "./..."}, Dir: dir})
+	res, err := r.Run(ctx, isolate.Cmd{Path: "go", Args: []string{"list", "-e", "-json=" + listFields, "./..."}, Dir: dir,
+		Env: []string{"GOFLAGS=" + ModFlag(dir)}})
 	if err != nil {
 		return nil, res, fmt.Errorf("go list in %s: %w", dir, err)
 	}

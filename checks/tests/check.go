@@ -436,7 +436,7 @@ func (c *Check) runTests(ctx context.Context, w *gopkgs.WorkTree, dir string, ar
 	r, err := c.cfg.Runner.Run(ctx, isolate.Cmd{
 		Path: prog, Args: argv[1:], Dir: dir, Timeout: timeout, MaxOutput: maxOut,
 		// GOFLAGS reaches go test through wrappers too.
-		Env: []string{"GOFLAGS=-mod=readonly -coverprofile=" + profile},
+		Env: []string{"GOFLAGS=" + gopkgs.ModFlag(dir) + " -coverprofile=" + profile},
 	})
 	gopkgs.Logf(ctx, "ran %s in %s: exit %d, %s, %d bytes of output, isolation %q, err %v", summarizeArgv(argv), dir, r.ExitCode, r.Duration.Round(time.Millisecond), len(r.Stdout), r.Isolation, err)
 	if len(r.Stderr) > 0 {

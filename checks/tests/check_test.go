@@ -489,3 +489,25 @@ func copyTree(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// TestVendoredModuleRunsOffline: a module that vendors its dependencies
+// needs nothing from the module cache (-mod=vendor, not -mod=readonly).
+func TestVendoredModuleRunsOffline(t *testing.T) {
+	runner := newRunner(t)
+	r := fixture.NewRepo(t)
+	r.Write(map[string]string{
+		"go.mod":                        "module example.com/v\n\ngo 1.26\n\nrequire example.com/dep v1.0.0\n",
+		"vendor/modules.txt":            "# example.com/dep v1.0.0\n## explicit; go 1.26\nexample.com/dep\n",
+		"vendor/example.com/dep/dep.go": "package dep\n\n// One is one.\nfunc One() int { return 1 }\n",
+		"app/app.go":                    "package app\n\nimport \"example.com/dep\"\n\n// Two is two.\nfunc Two() int { return dep.One() + 1 }\n",
+		"app/app_test.go":               "package app\n\nimport \"testing\"\n\nfunc TestTwo(t *testing.T) {\n\tif Two() != 2 {\n\t\tt.Fatal(Two())\n\t}\n}\n",
+	})
+	base := r.Commit("base")
+	r.Checkout("head", true)
+	r.Write(map[string]string{"app/app_test.go": "package app\n\nimport \"testing\"\n\nfunc TestTwo(t *testing.T) {\n\tif Two() != 2 {\n\t\tt.Fatal(Two())\n\t}\n}\n\nfunc TestTwoAgain(t *testing.T) { TestTwo(t) }\n"})
+	head := r.Commit("head")
+	res := New(Config{Runner: runner, CacheDir: t.TempDir()}).Run(context.Background(), subject(shop{repo: r, base: base}, head, policies.PlanTests{}))
+	if res.Status != checks.StatusPass {
+		t.Fatalf("status %s (%s) %v", res.Status, res.Reason, rules(res))
+	}
+}

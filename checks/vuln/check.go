@@ -313,7 +313,8 @@ func (c *Check) scan(ctx context.Context, db vulndb.Info, dir string) (*Scan, st
 		timeout = DefaultTimeout
 	}
 	args := append(append([]string{}, argv[1:]...), "-db", db.URL(), "-format", "json", "-C", dir, "./...")
-	r, err := c.cfg.Runner.Run(ctx, isolate.Cmd{Path: argv[0], Args: args, Dir: dir, Timeout: timeout})
+	r, err := c.cfg.Runner.Run(ctx, isolate.Cmd{Path: argv[0], Args: args, Dir: dir, Timeout: timeout,
+		Env: []string{"GOFLAGS=" + gopkgs.ModFlag(dir)}})
 	gopkgs.Logf(ctx, "govulncheck %s: exit %d, %s, isolation %q, err %v", dir, r.ExitCode, r.Duration.Round(time.Millisecond), r.Isolation, err)
 	if len(r.Stderr) > 0 {
 		gopkgs.Logf(ctx, "stderr (tail):\n%s", gopkgs.Tail(r.Stderr, 4000))
