@@ -117,6 +117,12 @@ func (s *Server) handleDelivery(ctx context.Context, id string) error {
 		return err
 	}
 	log := s.log.With("delivery_id", d.ID, "event", d.Event, "action", d.Action, "repo", d.Repo)
+	if d.InstallationID == 0 {
+		// A repository or organization webhook, not the App's: there is no
+		// installation to act as.
+		log.Warn("delivery without an installation; is the webhook configured on the GitHub App rather than on a repository?")
+		return river.JobCancel(fmt.Errorf("delivery %s carries no installation", d.ID))
+	}
 	if d.Event == "check_run" {
 		// Decoded by hand: GitHub has sent check_run timestamps that are not
 		// RFC 3339 ("2018-04-25 20:42:10"), which go-github refuses.

@@ -513,3 +513,23 @@ func TestStatusMirrorCarriesTheTarget(t *testing.T) {
 		t.Fatalf("status = %+v", s)
 	}
 }
+
+func TestDeliveryWithoutInstallationIsCancelled(t *testing.T) {
+	e := startApp(t, server.EvaluatorFunc(verdictEvaluator), nil)
+	base := e.repo.tip("develop")
+	head := e.repo.commit("agent/noinst", "success")
+	var m map[string]any
+	json.Unmarshal(pushPayload(t, "agent/noinst", base, head), &m)
+	delete(m, "installation") // as a repository webhook sends it
+	if code := deliver(t, e.url, "push", newDeliveryID(), mustJSON(m)); code != 202 {
+		t.Fatal(code)
+	}
+	waitFor(t, 20*time.Second, "job cancelled", func() bool {
+		var state string
+		e.st.DB().QueryRow(`SELECT state FROM river_job WHERE kind = 'github_delivery'`).Scan(&state)
+		return state == "cancelled"
+	})
+	if n := len(e.d.Calls()); n != 0 {
+		t.Fatalf("GitHub was called %d times for a delivery without an installation", n)
+	}
+}
