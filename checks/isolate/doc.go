@@ -9,4 +9,11 @@
 // When isolation is not available Netless refuses to run (fail closed)
 // unless the caller explicitly allowed unisolated runs, and every Result
 // says which isolation the command actually had.
+//
+// What Netless does not confine: the filesystem and the user. The command
+// runs as the gate's own uid and can write wherever the gate can, including
+// the shared Go caches (GOCACHE, GOMODCACHE) and agentgate's cache of base
+// results and the vulnerability database. Use it where the gate runs in a
+// throwaway environment (a CI job), or behind the sandbox runner, which
+// adds a dedicated uid, a read allowlist and Landlock.
 package isolate
