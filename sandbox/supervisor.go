@@ -116,6 +116,10 @@ var ErrStopped = errors.New("run stopped")
 type SupervisorOptions struct {
 	// StopFile persists the stopped state across processes (required).
 	StopFile string
+	// StateFile, when set, persists the run's start, tool-call count and
+	// baseline, so that a run made of several processes (one `agentgate
+	// sandbox run` per tool call) is supervised as one.
+	StateFile string
 	// Rollback restores the baseline after quarantining (default true
 	// through NewSupervisor; set KeepVolume to leave it as the agent left it).
 	KeepVolume bool
@@ -176,7 +180,37 @@ func NewSupervisor(d Driver, name string, g Guardrails, rec StopRecorder, o Supe
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("supervisor: reading the stop file: %w", err)
 	}
+	if o.StateFile != "" {
+		b, err := os.ReadFile(o.StateFile)
+		switch {
+		case err == nil:
+			var st supervisorState
+			if err := json.Unmarshal(b, &st); err != nil {
+				return nil, fmt.Errorf("supervisor: state file %s is corrupt (%v); a human must re-authorize the run", o.StateFile, err)
+			}
+			s.started, s.toolCalls, s.baseline, s.baseInv = st.Started, st.ToolCalls, st.Baseline, st.BaseInventory
+		case !errors.Is(err, os.ErrNotExist):
+			return nil, fmt.Errorf("supervisor: reading the state file: %w", err)
+		}
+	}
 	return s, nil
+}
+
+// supervisorState is what StateFile holds.
+type supervisorState struct {
+	Started       time.Time         `json:"started"`
+	ToolCalls     int               `json:"tool_calls"`
+	Baseline      SnapshotID        `json:"baseline"`
+	BaseInventory map[string]string `json:"base_inventory,omitempty"`
+}
+
+// persist writes the state file; the caller holds s.mu.
+func (s *Supervisor) persist() error {
+	if s.opts.StateFile == "" {
+		return nil
+	}
+	b, _ := json.Marshal(supervisorState{Started: s.started, ToolCalls: s.toolCalls, Baseline: s.baseline, BaseInventory: s.baseInv})
+	return writeFileAtomic(s.opts.StateFile, b)
 }
 
 // Stopped returns the stop event, or nil when the run may proceed.
@@ -210,6 +244,17 @@ func (s *Supervisor) Start(ctx context.Context) error {
 	if s.stopped != nil {
 		return s.refusal()
 	}
+	if !s.started.IsZero() {
+		// Resumed from the state file: same run, same baseline and clock.
+		remaining := s.g.MaxRuntime - s.opts.Now().Sub(s.started)
+		if remaining <= 0 {
+			remaining = time.Millisecond
+		}
+		s.timer = time.AfterFunc(remaining, func() {
+			_ = s.stop(context.WithoutCancel(ctx), StopForRuntime, fmt.Sprintf("max_runtime %v reached", s.g.MaxRuntime))
+		})
+		return nil
+	}
 	s.started = s.opts.Now()
 	s.baseline = SnapshotID(fmt.Sprintf("baseline-%d", s.started.UnixNano()))
 	if _, err := s.d.Snapshot(ctx, string(s.baseline)); err != nil {
@@ -222,10 +267,23 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		}
 		s.baseInv = m
 	}
+	if err := s.persist(); err != nil {
+		return fmt.Errorf("supervisor: %w", err)
+	}
 	s.timer = time.AfterFunc(s.g.MaxRuntime, func() {
 		_ = s.stop(context.WithoutCancel(ctx), StopForRuntime, fmt.Sprintf("max_runtime %v reached", s.g.MaxRuntime))
 	})
 	return nil
+}
+
+// Close stops the watchdog of this process (the run itself goes on: its
+// state is in StateFile).
+func (s *Supervisor) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
 }
 
 // Run runs one tool call under the guardrails.
@@ -251,6 +309,10 @@ func (s *Supervisor) Run(ctx context.Context, spec RunSpec) (Result, error) {
 		return Result{}, errors.Join(s.refusalLocked(), err)
 	}
 	s.toolCalls++
+	if err := s.persist(); err != nil {
+		s.mu.Unlock()
+		return Result{}, fmt.Errorf("supervisor: counting the tool call: %w", err)
+	}
 	remaining := s.g.MaxRuntime - s.opts.Now().Sub(s.started)
 	s.mu.Unlock()
 	if remaining <= 0 {
@@ -416,11 +478,16 @@ func (s *Supervisor) Reauthorize(ctx context.Context, a Authorization) error {
 			return fmt.Errorf("supervisor: recording the re-authorization: %w", err)
 		}
 	}
-	if err := os.Remove(s.opts.StopFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("supervisor: %w", err)
+	for _, f := range []string{s.opts.StateFile, s.opts.StopFile} {
+		if f == "" {
+			continue
+		}
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("supervisor: %w", err)
+		}
 	}
 	s.mu.Lock()
-	s.stopped, s.toolCalls, s.started, s.last = nil, 0, time.Time{}, nil
+	s.stopped, s.toolCalls, s.started, s.last, s.baseInv, s.baseline = nil, 0, time.Time{}, nil, nil, ""
 	s.mu.Unlock()
 	return nil
 }

@@ -131,3 +131,37 @@ func TestSupervisorStopsAtMaxRuntime(t *testing.T) {
 	}
 	assertNoAgentProcesses(t, f)
 }
+
+// TestSupervisorStateSpansProcesses: with a StateFile, tool calls made by
+// separate supervisors (one `agentgate sandbox run` each) count as one run.
+func TestSupervisorStateSpansProcesses(t *testing.T) {
+	f := getFixture(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	rec := &FileStopRecorder{Path: filepath.Join(dir, "stops.jsonl")}
+	opts := SupervisorOptions{StopFile: filepath.Join(dir, "stopped.json"), StateFile: filepath.Join(dir, "state.json")}
+	g := Guardrails{MaxRuntime: time.Minute, MaxToolCalls: 2}
+	for i := 1; i <= 3; i++ {
+		s, err := NewSupervisor(f.d, f.pol.Name, g, rec, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(ctx); err != nil {
+			if i == 3 {
+				break
+			}
+			t.Fatalf("process %d: %v", i, err)
+		}
+		_, err = s.Run(ctx, RunSpec{Wrapper: "probe", Args: []string{probeArg, "whoami"}})
+		s.Close()
+		if i < 3 && err != nil {
+			t.Fatalf("process %d: %v", i, err)
+		}
+		if i == 3 && !errors.Is(err, ErrStopped) {
+			t.Fatalf("the third tool call across processes: %v, want ErrStopped", err)
+		}
+	}
+	if stops := readStops(t, rec.Path); len(stops) != 1 {
+		t.Fatalf("%d stops recorded", len(stops))
+	}
+}

@@ -183,7 +183,7 @@ See docs/runners.md for runner set-up.`,
   agentgate sandbox kill --thread services/payments`,
 	}
 	cmd.AddCommand(newSandboxProbeCmd(), newSandboxRunCmd(), newSandboxKillCmd(), newSandboxSnapshotCmd(),
-		newSandboxRollbackCmd(), newSandboxProvisionCmd(), newSandboxDetachCmd())
+		newSandboxRollbackCmd(), newSandboxProvisionCmd(), newSandboxDetachCmd(), newSandboxResumeCmd())
 	return cmd
 }
 
@@ -225,6 +225,7 @@ required: the exit status is 1 when one is missing, and "sandbox run" would refu
 func newSandboxRunCmd() *cobra.Command {
 	var f sandboxFlags
 	var resultPath, dir string
+	var unsupervised bool
 	cmd := &cobra.Command{
 		Use:   "run --thread DIR [--image PATH] -- CMD [ARGS]",
 		Short: "Run one allowlisted wrapper in the sandbox",
@@ -235,11 +236,20 @@ refused before anything starts. Arguments are passed as data (no shell).
 The volume is created on first use and attached; the dedicated user and group are
 created if missing. Standard input, output and error are the command's.
 
+When the thread has a WORK_PLAN.json, every run is one tool call of the plan's run
+and the plan's guardrails apply across runs: max_runtime (STOP_RUNTIME_EXCEEDED),
+max_tool_calls (STOP_BUDGET_EXCEEDED) and max_files_changed
+(STOP_SECURITY_VIOLATION). On a stop the sandbox is killed, the volume is
+snapshotted (quarantine) and rolled back to the run's baseline, the stop is appended
+to STATE-DIR/NAME/stops.jsonl, and every later run is refused until a human runs
+"agentgate sandbox resume". --unsupervised skips this (for test commands).
+
 The JSON result (exit code, signal, limits hit, duration, files written, the
 capabilities report) is written to --result, or to standard error when --result is
 not given. Exit codes: the command's own 0; 1 the command failed or the run was
-refused (a missing layer, a tampered wrapper); 2 invalid input; 3 a limit stopped it
-(wall clock, memory, pids, CPU time, file size, disk).`,
+refused (a missing layer, a tampered wrapper); 2 invalid input or a command that is
+not allowlisted; 3 a limit or a guardrail stopped it (wall clock, memory, pids, CPU
+time, file size, disk, or a plan stop).`,
 		Example: `  agentgate sandbox run --thread services/payments -- go test ./...
   agentgate sandbox run --thread services/payments --result run.json -- git -C work/repo status`,
 		Args: cobra.MinimumNArgs(1),
@@ -247,7 +257,7 @@ refused (a missing layer, a tampered wrapper); 2 invalid input; 3 a limit stoppe
 			if cmd.ArgsLenAtDash() != 0 {
 				return withCode(exitInvalid, errors.New("sandbox run: put the command after --, e.g. agentgate sandbox run --thread DIR -- go test ./... (see --help)"))
 			}
-			_, _, _, d, err := f.load()
+			pol, plan, th, d, err := f.load()
 			if err != nil {
 				return err
 			}
@@ -259,14 +269,35 @@ refused (a missing layer, a tampered wrapper); 2 invalid input; 3 a limit stoppe
 			if _, err := d.Attach(ctx); err != nil {
 				return withCode(exitFail, err)
 			}
-			res, runErr := d.Run(ctx, sandbox.RunSpec{
+			spec := sandbox.RunSpec{
 				Wrapper: args[0], Args: args[1:], Dir: dir,
 				Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
-			})
+			}
+			var res sandbox.Result
+			var runErr error
+			if plan != nil && !unsupervised {
+				// The plan's guardrails span every `sandbox run` of the plan.
+				sup, err := newSupervisor(pol, plan, th, d)
+				if err != nil {
+					return withCode(exitFail, err)
+				}
+				defer sup.Close()
+				if err := sup.Start(ctx); err != nil {
+					if errors.Is(err, sandbox.ErrStopped) {
+						return withCode(exitStop, err)
+					}
+					return withCode(exitFail, err)
+				}
+				res, runErr = sup.Run(ctx, spec)
+			} else {
+				res, runErr = d.Run(ctx, spec)
+			}
 			if err := writeResult(cmd.ErrOrStderr(), resultPath, res, runErr); err != nil {
 				return withCode(exitFail, err)
 			}
 			switch {
+			case errors.Is(runErr, sandbox.ErrStopped):
+				return withCode(exitStop, runErr)
 			case errors.Is(runErr, sandbox.ErrNotAllowlisted):
 				return withCode(exitInvalid, runErr)
 			case runErr != nil:
@@ -282,6 +313,64 @@ refused (a missing layer, a tampered wrapper); 2 invalid input; 3 a limit stoppe
 	f.register(cmd)
 	cmd.Flags().StringVar(&resultPath, "result", "", "write the JSON result to this file (default: standard error)")
 	cmd.Flags().StringVar(&dir, "dir", "", "working directory, relative to the volume root (default work)")
+	cmd.Flags().BoolVar(&unsupervised, "unsupervised", false, "run without the plan's guardrails (max_runtime, max_tool_calls, max_files_changed); for test commands outside an agent run")
+	return cmd
+}
+
+// newSupervisor wires the plan's guardrails around the driver; stops are
+// recorded in STATE-DIR/NAME/stops.jsonl and persist across processes.
+func newSupervisor(pol sandbox.Policy, plan *policies.WorkPlan, th *policies.Thread, d sandbox.Driver) (*sandbox.Supervisor, error) {
+	g, err := sandbox.GuardrailsFromPlan(plan, *th)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(pol.Volume.MountPoint)
+	rec := &sandbox.FileStopRecorder{Path: filepath.Join(dir, "stops.jsonl")}
+	return sandbox.NewSupervisor(d, pol.Name, g, rec, sandbox.SupervisorOptions{
+		StopFile:  filepath.Join(dir, "stopped.json"),
+		StateFile: filepath.Join(dir, "supervisor.json"),
+	})
+}
+
+func newSandboxResumeCmd() *cobra.Command {
+	var f sandboxFlags
+	var by, reason string
+	cmd := &cobra.Command{
+		Use:   "resume --thread DIR --by NAME --reason TEXT",
+		Short: "Re-authorize a stopped run (a human decision)",
+		Long: `Re-authorize a run that a guardrail stopped (STOP_RUNTIME_EXCEEDED, STOP_BUDGET_EXCEEDED
+for tool calls, STOP_SECURITY_VIOLATION for files changed). Until this is done every
+"sandbox run" of the plan is refused with exit code 3. The re-authorization names the
+human who gives it and is appended to STATE-DIR/NAME/stops.jsonl; the run's counters,
+clock and baseline start over.`,
+		Example: "  agentgate sandbox resume --thread services/payments --by alice --reason \"limit raised in WORK_PLAN.json\"",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pol, plan, th, d, err := f.load()
+			if err != nil {
+				return err
+			}
+			if plan == nil {
+				return withCode(exitInvalid, errors.New("sandbox resume: the thread has no WORK_PLAN.json, so nothing is supervised"))
+			}
+			sup, err := newSupervisor(pol, plan, th, d)
+			if err != nil {
+				return withCode(exitFail, err)
+			}
+			ev := sup.Stopped()
+			if ev == nil {
+				return withCode(exitInvalid, errors.New("sandbox resume: the run is not stopped"))
+			}
+			if err := sup.Reauthorize(cmd.Context(), sandbox.Authorization{By: by, Reason: reason}); err != nil {
+				return withCode(exitInvalid, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "sandbox: %s re-authorized the run stopped with %s\n", by, ev.Reason)
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&by, "by", "", "the human who re-authorizes (required)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why the run may go on")
 	return cmd
 }
 
