@@ -60,7 +60,9 @@ tools: [%s]
 	plan = []byte(strings.Replace(string(plan), `"max_tool_calls": 120`, `"max_tool_calls": 2`, 1))
 	os.WriteFile(filepath.Join(thread, "WORK_PLAN.json"), plan, 0o644)
 	state := fmt.Sprintf("/var/lib/agentgate-clitest-%d", os.Getpid())
-	common := []string{"--thread", thread, "--wrappers", pins, "--state-dir", state, "--size", "32Mi", "--user", "agentgate-test", "--group", "agentgate-test"}
+	common := []string{"--thread", thread, "--wrappers", pins, "--state-dir", state, "--size", "32Mi", "--user", "agentgate-clitest", "--group", "agentgate-clitest"}
+	// A user of its own: the kill switch sweeps every process of the agent uid,
+	// so tests running in parallel must not share one.
 	run := func(args ...string) (string, int) {
 		cmd := exec.Command(bin, args...)
 		out, err := cmd.CombinedOutput()
