@@ -261,7 +261,8 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 		res.Details["packages_total"] = len(graph.Pkgs)
 	}
 
-	// Base results: the full suite, once per base commit and command.
+	// Base results: the full suite, once per base commit and command. An
+	// uncached base runs alongside the head run.
 	baseSHA := s.MergeBase
 	if baseSHA == "" {
 		baseSHA = s.Base
@@ -270,37 +271,30 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 	key := basecache.Key(baseSHA, mod, strings.Join(p.command, "\x00"), gopkgs.GoVersion())
 	var base record
 	cached := store.Get(key, &base)
-	if !cached {
-		base = c.runBase(ctx, root, s.Repo, baseSHA, mod, p)
-		if ctx.Err() != nil {
-			return errorf("interrupted while running the base's tests: %v", ctx.Err())
-		}
-		if base.Error == "" {
-			_ = store.Put(key, base) // a failed cache write only costs time
-		}
+	baseCh := make(chan record, 1)
+	baseCtx, cancelBase := context.WithCancel(ctx)
+	if cached {
+		baseCh <- base
+	} else {
+		go func() { baseCh <- c.runBase(baseCtx, root, s.Repo, baseSHA, mod, p) }()
 	}
-	res.Details["base_cached"] = cached
-	gopkgs.Logf(ctx, "base %s: cached=%v error=%q missing=%v", baseSHA, cached, base.Error, base.Missing)
-	if selection == "affected" && base.Run == nil {
-		// Without the base's results the unaffected packages have none:
-		// test everything on head instead of trusting nothing.
-		selection = "all"
-		headPkgs = graph.All()
-		res.Details["packages_tested"] = len(headPkgs)
-		res.Details["selection_note"] = "the base's results are unavailable; every package was tested on head"
+	baseDone := false
+	awaitBase := func() record {
+		if !baseDone {
+			base, baseDone = <-baseCh, true
+		}
+		return base
 	}
-	res.Details["selection"] = selection
-	gopkgs.Logf(ctx, "selection %s: %d package(s) to test on head: %s", selection, len(headPkgs), summarizeArgv(headPkgs))
+	// On an early return: stop the base's tests, then wait for them.
+	defer awaitBase()
+	defer cancelBase()
 
 	// Head run.
-	var headRec ranRecord
-	if selection == "affected" && len(headPkgs) == 0 {
-		headRec.record = record{Run: &Run{Packages: map[string]*PackageResult{}}, Profile: &Profile{Mode: "set", Files: map[string]Counts{}}}
-	} else {
+	runHead := func(pkgs []string, all bool) (ranRecord, error) {
 		argv := p.command
-		if selection != "command" {
-			argv = append(append([]string{}, DefaultCommand[:len(DefaultCommand)-1]...), headPkgs...)
-			if selection == "all" {
+		if !p.custom {
+			argv = append(append([]string{}, DefaultCommand[:len(DefaultCommand)-1]...), pkgs...)
+			if all {
 				argv = DefaultCommand
 			}
 		}
@@ -308,12 +302,55 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 		if !p.custom {
 			runDir = modAbs
 		}
-		headRec, err = c.runTests(ctx, head, runDir, argv, p.timeout)
+		return c.runTests(ctx, head, runDir, argv, p.timeout)
+	}
+	gopkgs.Logf(ctx, "selection %s: %d package(s) to test on head: %s", selection, len(headPkgs), summarizeArgv(headPkgs))
+	var headRec ranRecord
+	if selection == "affected" && len(headPkgs) == 0 {
+		headRec.record = record{Run: &Run{Packages: map[string]*PackageResult{}}, Profile: &Profile{Mode: "set", Files: map[string]Counts{}}}
+	} else {
+		headRec, err = runHead(headPkgs, selection == "all")
 		if err != nil {
 			return errorf("run tests on head: %v", err)
 		}
 		res.Details["isolation"] = headRec.isolation
 	}
+
+	base = awaitBase()
+	if ctx.Err() != nil {
+		return errorf("interrupted while running the tests: %v", ctx.Err())
+	}
+	if !cached && base.Error == "" {
+		_ = store.Put(key, base) // a failed cache write only costs time
+	}
+	res.Details["base_cached"] = cached
+	gopkgs.Logf(ctx, "base %s: cached=%v error=%q missing=%v", baseSHA, cached, base.Error, base.Missing)
+	if selection == "affected" && base.Run == nil {
+		// Without the base's results the unaffected packages have none:
+		// test the rest on head too instead of trusting nothing.
+		tested := map[string]bool{}
+		for _, ip := range headPkgs {
+			tested[ip] = true
+		}
+		var rest []string
+		for _, ip := range graph.All() {
+			if !tested[ip] {
+				rest = append(rest, ip)
+			}
+		}
+		if len(rest) > 0 {
+			more, err := runHead(rest, false)
+			if err != nil {
+				return errorf("run the remaining tests on head: %v", err)
+			}
+			mergeRecord(&headRec, more)
+		}
+		selection = "all"
+		headPkgs = graph.All()
+		res.Details["packages_tested"] = len(headPkgs)
+		res.Details["selection_note"] = "the base's results are unavailable; every package was tested on head"
+	}
+	res.Details["selection"] = selection
 
 	// A plan's own command may test less than the change can break: the
 	// gate also runs `go test` on every affected package the command did
@@ -461,6 +498,35 @@ func (c *Check) runTests(ctx context.Context, w *gopkgs.WorkTree, dir string, ar
 		rec.Profile = prof
 	}
 	return ranRecord{record: rec, isolation: r.Isolation}, nil
+}
+
+// mergeRecord adds the packages and coverage of more to r.
+func mergeRecord(r *ranRecord, more ranRecord) {
+	if r.Run == nil {
+		r.Run = &Run{Packages: map[string]*PackageResult{}}
+	}
+	if more.Run != nil {
+		for ip, pr := range more.Run.Packages {
+			if _, ok := r.Run.Packages[ip]; !ok {
+				r.Run.Packages[ip] = pr
+			}
+		}
+		r.Run.NonJSON += more.Run.NonJSON
+	}
+	if more.Profile != nil {
+		if r.Profile == nil {
+			r.Profile = &Profile{Mode: more.Profile.Mode, Files: map[string]Counts{}}
+		}
+		for f, c := range more.Profile.Files {
+			if _, ok := r.Profile.Files[f]; !ok {
+				r.Profile.Files[f] = c
+			}
+		}
+	}
+	if more.ExitCode != 0 && r.ExitCode == 0 {
+		r.ExitCode = more.ExitCode
+		r.Stderr += "\n" + more.Stderr
+	}
 }
 
 // summarizeArgv shortens long package lists for the log.
