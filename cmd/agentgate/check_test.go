@@ -160,7 +160,7 @@ func TestCheckPlantedKeyStopsAndNeverLeaks(t *testing.T) {
 	var all strings.Builder
 	for _, format := range []string{"text", "json", "sarif"} {
 		// Evidence is never overwritten: one --out directory per run.
-		stdout, code := execCheck(t, r, "--output", format, "--out", filepath.Join(outs, format))
+		stdout, code := execCheck(t, r, "--output", format, "--out", filepath.Join(outs, format), "--db", filepath.Join(outs, format+".db"))
 		if code != exitStop {
 			t.Fatalf("%s: exit %d, want %d:\n%s", format, code, exitStop, stdout)
 		}
@@ -177,14 +177,10 @@ func TestCheckPlantedKeyStopsAndNeverLeaks(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		// evidence/ is gate/evidence's stop snapshot (git bundle + patch of
-		// the range), which by design holds the change verbatim; see the
-		// issue note. Everything the checks and the report write is
-		// checked.
-		if d.IsDir() {
-			if d.Name() == "evidence" {
-				return filepath.SkipDir
-			}
+		// Every file is checked, the stop evidence included: its plaintext
+		// patch is omitted on a secret stop. Only the git bundle (the exact,
+		// zlib-compressed objects kept for forensics) holds the change.
+		if d.IsDir() || strings.HasSuffix(p, ".bundle") {
 			return nil
 		}
 		data, err := os.ReadFile(p)
@@ -193,6 +189,10 @@ func TestCheckPlantedKeyStopsAndNeverLeaks(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	omitted, _ := filepath.Glob(filepath.Join(out, "evidence", "*", "diff.patch.omitted"))
+	if len(omitted) != 1 {
+		t.Fatalf("want the stop evidence to say its plaintext patch was omitted, found %v", omitted)
 	}
 	if strings.Contains(all.String(), key) || strings.Contains(all.String(), "QYLPMN5HHHFPZAM2") {
 		t.Fatal("the planted key appears in the output")

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/agentgate/agentgate/gate/audit"
 	"github.com/agentgate/agentgate/gate/manifest"
 	"github.com/agentgate/agentgate/internal/gitcli"
+	"github.com/agentgate/agentgate/policies"
 )
 
 // Audit event kinds written by Record.
@@ -295,6 +297,17 @@ func persistStop(ctx context.Context, rep *report.Report, o Options, put func(st
 			}
 			if err := add("diff.bundle", data); err != nil {
 				return err
+			}
+			// A plaintext patch of a change that exposed a secret would
+			// spread the secret to every reader of the evidence directory;
+			// the bundle keeps the exact objects for forensics.
+			if slices.Contains(rep.StopReasons, policies.StopSecretExposure) || rep.StopReason == policies.StopSecretExposure {
+				note := []byte("diff.patch omitted: the change exposed a secret (" + string(policies.StopSecretExposure) + ");\n" +
+					"the exact commits are in diff.bundle (git bundle verify / git fetch diff.bundle).\n")
+				if err := add("diff.patch.omitted", note); err != nil {
+					return err
+				}
+				break
 			}
 			patch, err := Patch(ctx, rep.Repo, rep.MergeBase, rep.Head)
 			if err != nil {
