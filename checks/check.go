@@ -60,7 +60,7 @@ type Duration time.Duration
 
 // MarshalJSON writes the duration in whole milliseconds.
 func (d Duration) MarshalJSON() ([]byte, error) {
-	return []byte(itoa(time.Duration(d).Milliseconds())), nil
+	return strconv.AppendInt(nil, time.Duration(d).Milliseconds(), 10), nil
 }
 
 // UnmarshalJSON reads whole milliseconds (so a report.json round-trips).
@@ -71,28 +71,6 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	*d = Duration(time.Duration(ms) * time.Millisecond)
 	return nil
-}
-
-func itoa(n int64) string {
-	if n == 0 {
-		return "0"
-	}
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
 }
 
 // Subject is what every check looks at. Policy-side fields come from the
