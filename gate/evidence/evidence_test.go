@@ -154,7 +154,7 @@ func TestStopAppendsAuditThenPersistsEvidenceAndAttests(t *testing.T) {
 	}
 	sub := evidence.StopDir + "/" + stops[0].Name()
 	want := []string{"manifest.json", "attestation.sigstore.json", sub + "/stop.json", sub + "/manifest.json",
-		sub + "/report.json", sub + "/logs/secrets.log", sub + "/diff.bundle", sub + "/diff.patch"}
+		sub + "/report.json", sub + "/logs/secrets.log", sub + "/diff.bundle", sub + "/diff.patch.omitted"}
 	for _, name := range want {
 		if got := sha(t, filepath.Join(out, filepath.FromSlash(name))); ev.SHA256[name] != got {
 			t.Errorf("%s: audited digest %q, file digest %s", name, ev.SHA256[name], got)
@@ -177,9 +177,13 @@ func TestStopAppendsAuditThenPersistsEvidenceAndAttests(t *testing.T) {
 	if !strings.HasPrefix(heads, f.head+" ") {
 		t.Fatalf("bundle heads %q; want %s", heads, f.head)
 	}
-	patch, _ := os.ReadFile(filepath.Join(out, filepath.FromSlash(sub), "diff.patch"))
-	if !bytes.Contains(patch, []byte("+func Retry() {}")) {
-		t.Fatalf("patch lacks the change:\n%s", patch)
+	// A secret stop keeps no plaintext patch: it would spread the secret.
+	if _, err := os.Stat(filepath.Join(out, filepath.FromSlash(sub), "diff.patch")); !os.IsNotExist(err) {
+		t.Fatalf("a secret stop wrote a plaintext diff.patch (stat: %v)", err)
+	}
+	note, _ := os.ReadFile(filepath.Join(out, filepath.FromSlash(sub), "diff.patch.omitted"))
+	if !bytes.Contains(note, []byte(string(policies.StopSecretExposure))) {
+		t.Fatalf("diff.patch.omitted does not say why:\n%s", note)
 	}
 	if refs := f.repo.Git("for-each-ref", "--format=%(refname)"); strings.Contains(refs, "snapshot") {
 		t.Fatalf("the snapshot wrote a ref into the judged repository: %s", refs)
