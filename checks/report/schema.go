@@ -5,9 +5,10 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
-	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/agentgate/agentgate/internal/schemaval"
 )
 
 // Schema is the JSON Schema (draft 2020-12) of report.json.
@@ -18,19 +19,7 @@ var Schema []byte
 // SchemaID is the $id of Schema.
 const SchemaID = "https://agentgate.dev/schemas/v1/report.schema.json"
 
-var compiled = sync.OnceValues(func() (*jsonschema.Schema, error) {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(Schema))
-	if err != nil {
-		return nil, err
-	}
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	c.AssertFormat()
-	if err := c.AddResource(SchemaID, doc); err != nil {
-		return nil, err
-	}
-	return c.Compile(SchemaID)
-})
+var compiled = schemaval.Once(SchemaID, Schema)
 
 // Validate checks a report.json document against Schema.
 func Validate(data []byte) error {

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	intoto "github.com/in-toto/attestation/go/v1"
@@ -26,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/agentgate/agentgate/gate/sign"
+	"github.com/agentgate/agentgate/internal/schemaval"
 )
 
 // Identifiers written into every attestation.
@@ -183,19 +183,7 @@ func (p *Predicate) validate() error {
 	return ValidatePredicate(doc)
 }
 
-var compiledSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(Schema))
-	if err != nil {
-		return nil, err
-	}
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	c.AssertFormat()
-	if err := c.AddResource(SchemaID, doc); err != nil {
-		return nil, err
-	}
-	return c.Compile(SchemaID)
-})
+var compiledSchema = schemaval.Once(SchemaID, Schema)
 
 // ValidatePredicate checks a predicate document against Schema.
 func ValidatePredicate(doc []byte) error {

@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"sync"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/agentgate/agentgate/internal/schemaval"
 )
 
 // Version is written as manifest_version.
@@ -230,19 +231,7 @@ func Load(r io.Reader) (*Manifest, error) {
 	return &m, nil
 }
 
-var compiled = sync.OnceValues(func() (*jsonschema.Schema, error) {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(Schema))
-	if err != nil {
-		return nil, err
-	}
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	c.AssertFormat()
-	if err := c.AddResource(SchemaID, doc); err != nil {
-		return nil, err
-	}
-	return c.Compile(SchemaID)
-})
+var compiled = schemaval.Once(SchemaID, Schema)
 
 // Validate checks a manifest document against Schema.
 func Validate(data []byte) error {
