@@ -46,15 +46,11 @@ the plan is stopped (STOP_BUDGET_EXCEEDED), so scripts can test it.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			st, err := sf.open(ctx)
+			l, closeStore, err := sf.openLedger(ctx)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			l, err := openLedger(ctx, st)
-			if err != nil {
-				return err
-			}
+			defer closeStore()
 			p, err := l.Status(ctx, args[0])
 			if errors.Is(err, budget.ErrUnknownPlan) {
 				return withCode(exitInvalid, err)
@@ -127,15 +123,11 @@ A stopped plan cannot be approved: raise its budget and use "budget resume".`,
 				return withCode(exitInvalid, errors.New("budget approve: --as NAME (who approves) is required"))
 			}
 			ctx := cmd.Context()
-			st, err := sf.open(ctx)
+			l, closeStore, err := sf.openLedger(ctx)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			l, err := openLedger(ctx, st)
-			if err != nil {
-				return err
-			}
+			defer closeStore()
 			if err := l.Approve(ctx, args[0], as); err != nil {
 				return withCode(exitFail, err)
 			}
@@ -165,15 +157,11 @@ call that does not fit stops the plan again. Recorded in the audit log.`,
 				return withCode(exitInvalid, errors.New("budget resume: --as NAME is required"))
 			}
 			ctx := cmd.Context()
-			st, err := sf.open(ctx)
+			l, closeStore, err := sf.openLedger(ctx)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			l, err := openLedger(ctx, st)
-			if err != nil {
-				return err
-			}
+			defer closeStore()
 			if err := l.Resume(ctx, args[0], as); err != nil {
 				return withCode(exitFail, err)
 			}

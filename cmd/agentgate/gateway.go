@@ -54,6 +54,21 @@ func (f *gatewayStoreFlags) open(ctx context.Context) (*store.Store, error) {
 }
 
 // openLedger opens the budget ledger with the audit log attached.
+// openLedger opens the store the flags name and the budget ledger on it; the
+// returned func closes the store.
+func (f *gatewayStoreFlags) openLedger(ctx context.Context) (*budget.StoreLedger, func() error, error) {
+	st, err := f.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := openLedger(ctx, st)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return l, st.Close, nil
+}
+
 func openLedger(ctx context.Context, st *store.Store) (*budget.StoreLedger, error) {
 	log, err := audit.Open(ctx, st, audit.Options{})
 	if err != nil {
