@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -24,25 +25,29 @@ const MaxModules = 64
 // Go modules in the tree at root, skipping what the go command ignores
 // (vendor, testdata, directories starting with "." or "_").
 func Modules(root string) ([]string, error) {
+	return ModulesFS(os.DirFS(root))
+}
+
+// ModulesFS is Modules over any file system, e.g. a commit's tree
+// (gitcli.CommitFS), so that the modules of a commit are known before (or
+// without) exporting it. Links are never followed: a go.mod that is a link
+// does not make a module.
+func ModulesFS(fsys fs.FS) ([]string, error) {
 	var mods []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
 			name := d.Name()
-			if p != root && (name == "vendor" || name == "testdata" || name == "node_modules" ||
+			if p != "." && (name == "vendor" || name == "testdata" || name == "node_modules" ||
 				strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
-				return filepath.SkipDir
+				return fs.SkipDir
 			}
 			return nil
 		}
 		if d.Name() == "go.mod" && d.Type().IsRegular() {
-			rel, err := filepath.Rel(root, filepath.Dir(p))
-			if err != nil {
-				return err
-			}
-			mods = append(mods, filepath.ToSlash(rel))
+			mods = append(mods, path.Dir(p))
 			if len(mods) > MaxModules {
 				return fmt.Errorf("more than %d Go modules in the tree", MaxModules)
 			}

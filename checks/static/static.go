@@ -132,8 +132,8 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 				return errorf("%v", err)
 			}
 		}
-		pkgs, lres, err := gopkgs.List(ctx, c.cfg.Runner, modAbs)
-		res.Details["isolation"] = lres.Isolation
+		pkgs, iso, err := gopkgs.ListCommit(ctx, c.cfg.Runner, root, s.Head, w.Dir, mod)
+		res.Details["isolation"] = iso
 		if err != nil {
 			return errorf("go list in module %s: %v", mod, err)
 		}

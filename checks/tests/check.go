@@ -212,8 +212,8 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 		}
 	}
 	if hasMod {
-		pkgs, lres, err := gopkgs.List(ctx, c.cfg.Runner, modAbs)
-		res.Details["isolation"] = lres.Isolation
+		pkgs, iso, err := gopkgs.ListCommit(ctx, c.cfg.Runner, root, s.Head, head.Dir, mod)
+		res.Details["isolation"] = iso
 		if err != nil {
 			if isRunnerErr(err) {
 				return errorf("go list on head: %v", err)
@@ -232,7 +232,7 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 	selection := "command"
 	var headPkgs, affected []string
 	if graph != nil {
-		changedPkgs, all := changedPackages(graph, changes, head.Dir, mod)
+		changedPkgs, all := gopkgs.ChangedPackages(graph, changedPaths(changes), head.Dir, mod)
 		if all {
 			affected = graph.All()
 		} else {
@@ -561,30 +561,16 @@ func resolveProgram(name, tree string) (string, error) {
 	return name, nil
 }
 
-// changedPackages maps the change to the module's packages; all is true
-// when go.mod or go.sum changed (every package may build differently).
-func changedPackages(g *gopkgs.Graph, changes []gitcli.Change, headDir, mod string) (map[string]bool, bool) {
-	out := map[string]bool{}
-	modAbs := filepath.Join(headDir, filepath.FromSlash(mod))
-	prefix := ""
-	if mod != "." {
-		prefix = mod + "/"
-	}
+// changedPaths lists every path a change touches (renames: both sides).
+func changedPaths(changes []gitcli.Change) []string {
+	out := make([]string, 0, len(changes))
 	for _, ch := range changes {
-		for _, p := range []string{ch.Path, ch.OldPath} {
-			if p == "" || (prefix != "" && !strings.HasPrefix(p, prefix)) {
-				continue
-			}
-			rel := strings.TrimPrefix(p, prefix)
-			if rel == "go.mod" || rel == "go.sum" || rel == "go.work" {
-				return out, true
-			}
-			if pk, ok := g.OwnerOf(filepath.Join(headDir, filepath.FromSlash(p)), modAbs); ok {
-				out[pk.ImportPath] = true
-			}
+		out = append(out, ch.Path)
+		if ch.OldPath != "" {
+			out = append(out, ch.OldPath)
 		}
 	}
-	return out, false
+	return out
 }
 
 // acceptanceTests lists the acceptance tests the check must see pass: those

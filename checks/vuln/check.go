@@ -28,9 +28,6 @@ const Name = "vuln"
 // module takes ~15 s; loading is the slow part).
 const DefaultTimeout = 5 * time.Minute
 
-// maxExportFile bounds a single file written by an export.
-const maxExportFile = 64 << 20
-
 // Config wires the check.
 type Config struct {
 	// Runner runs the scanner child with no network (required).
@@ -73,6 +70,46 @@ type scanRecord struct {
 	Scan    *Scan  `json:"scan,omitempty"`
 	// Isolation is what confined the scan that produced Scan.
 	Isolation string `json:"isolation,omitempty"`
+	// Scope says which packages a head scan covered.
+	Scope string `json:"scope,omitempty"`
+}
+
+func scopeOf(r scanRecord) string {
+	if r.Scope == "" {
+		return "every package"
+	}
+	return r.Scope
+}
+
+// maxAffectedPatterns bounds the packages named on govulncheck's command
+// line; a larger set is scanned as ./... .
+const maxAffectedPatterns = 500
+
+// affectedPatterns returns the import paths of module mod's packages on
+// head that the change can reach (changed packages and everything that
+// depends on them), or ./... when that cannot be bounded: go.mod or go.sum
+// changed, the packages do not list, or most of the module is affected.
+// nil means no package of the module is affected.
+func (c *Check) affectedPatterns(ctx context.Context, s *checks.Subject, root, headDir, mod string, changed []string) ([]string, string) {
+	all := []string{"./..."}
+	pkgs, _, err := gopkgs.ListCommit(ctx, c.cfg.Runner, root, s.Head, headDir, mod)
+	if err != nil {
+		gopkgs.Logf(ctx, "module %s: packages do not list (%v); scanning every package", mod, err)
+		return all, "every package (the packages do not list)"
+	}
+	g := gopkgs.NewGraph(pkgs)
+	ch, every := gopkgs.ChangedPackages(g, changed, headDir, mod)
+	if every {
+		return all, "every package (go.mod or go.sum changed)"
+	}
+	affected := g.Affected(ch)
+	switch {
+	case len(affected) == 0:
+		return nil, fmt.Sprintf("no package affected (0 of %d); base findings carried over", len(g.Pkgs))
+	case len(affected) > maxAffectedPatterns || len(affected)*10 >= len(g.Pkgs)*9:
+		return all, fmt.Sprintf("every package (%d of %d affected)", len(affected), len(g.Pkgs))
+	}
+	return affected, fmt.Sprintf("%d of %d packages (those the change reaches)", len(affected), len(g.Pkgs))
 }
 
 // Run implements checks.Check.
@@ -100,16 +137,14 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 	res.Details["db_modified"] = db.Modified
 	res.Details["scanner"] = "golang.org/x/vuln " + scannerVersion()
 
-	work, err := os.MkdirTemp("", "agentgate-vuln-")
+	// The modules of head, read from the commit: when every scan is
+	// cached (a re-check of the same head) nothing is exported.
+	headFS, err := gitcli.CommitFS(ctx, s.Repo, s.Head)
 	if err != nil {
-		return fail("make work dir: %v", err)
+		return fail("read head %s: %v", s.Head, err)
 	}
-	defer os.RemoveAll(work)
-	headDir := filepath.Join(work, "head")
-	if err := gitcli.Export(ctx, s.Repo, s.Head, headDir, maxExportFile); err != nil {
-		return fail("export head %s: %v", s.Head, err)
-	}
-	mods, err := gopkgs.Modules(headDir)
+	mods, err := gopkgs.ModulesFS(headFS)
+	headFS.Close()
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -125,11 +160,17 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 		baseSHA = s.Base
 	}
 	store := basecache.Store{Dir: filepath.Join(c.cacheRoot(), "vuln-scans")}
-	// The base side: cached by commit, else exported once and scanned
-	// alongside the head (two processes, so both cores work).
+	// Scans are cached by commit: a re-check of the same head (after an
+	// approval, a policy change on base) and every check of a base seen
+	// before scan nothing. What is not cached is exported once per side
+	// into a stable work tree and scanned, base alongside head (two
+	// processes, so both cores work).
 	baseKeys := map[string]string{}
 	baseRecs := map[string]scanRecord{}
-	needBase := false
+	headKeys := map[string]string{}
+	affKeys := map[string]string{}
+	headRecs := map[string]scanRecord{}
+	needBase, needHead := false, false
 	for _, mod := range mods {
 		k := basecache.Key(baseSHA, mod, db.Version, scannerVersion(), gopkgs.GoVersion())
 		baseKeys[mod] = k
@@ -142,13 +183,54 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 		default:
 			needBase = true
 		}
-	}
-	baseDir := filepath.Join(work, "base")
-	if needBase {
-		if err := gitcli.Export(ctx, s.Repo, baseSHA, baseDir, maxExportFile); err != nil {
-			return fail("export base %s: %v", baseSHA, err)
+		hk := basecache.Key(s.Head, mod, db.Version, scannerVersion(), gopkgs.GoVersion())
+		headKeys[mod] = hk
+		// A head scanned only where the change reaches is valid against
+		// this base only.
+		ak := basecache.Key(s.Head, mod, db.Version, scannerVersion(), gopkgs.GoVersion(), "affected", baseSHA)
+		affKeys[mod] = ak
+		var hrec scanRecord
+		if store.Get(hk, &hrec) && hrec.Scan != nil {
+			headRecs[mod] = hrec
+		} else if store.Get(ak, &hrec) && hrec.Scan != nil {
+			headRecs[mod] = hrec
+		} else {
+			needHead = true
 		}
 	}
+	root := c.cacheRoot()
+	var headDir, baseDir string
+	if needHead {
+		w, err := gopkgs.Export(ctx, root, s.Repo, "vuln-head", s.Head)
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer w.Release()
+		headDir = w.Dir
+	}
+	if needBase {
+		w, err := gopkgs.Export(ctx, root, s.Repo, "vuln-base", baseSHA)
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer w.Release()
+		baseDir = w.Dir
+	}
+	headCached := !needHead
+	var changed []string
+	if needHead {
+		changes, err := gitcli.Diff(ctx, s.Repo, s.Base, s.Head)
+		if err != nil {
+			return fail("list changed files: %v", err)
+		}
+		for _, ch := range changes {
+			changed = append(changed, ch.Path)
+			if ch.OldPath != "" {
+				changed = append(changed, ch.OldPath)
+			}
+		}
+	}
+	var scopes []string
 
 	var head, base []Vuln
 	var baseNotes []string
@@ -166,27 +248,45 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 			}
 		}
 
-		modDir := filepath.Join(headDir, filepath.FromSlash(mod))
-		// Scans are cached by commit too: a re-check of the same head (after
-		// an approval, a policy change on base) does not scan again.
-		headKey := basecache.Key(s.Head, mod, db.Version, scannerVersion(), gopkgs.GoVersion())
-		var hrec scanRecord
-		if !store.Get(headKey, &hrec) || hrec.Scan == nil {
+		hrec, ok := headRecs[mod]
+		if ok {
+			scopes = append(scopes, fmt.Sprintf("%s: %s (cached)", mod, scopeOf(hrec)))
+		} else {
+			modDir := filepath.Join(headDir, filepath.FromSlash(mod))
 			if c.cfg.DownloadModules {
 				if err := gopkgs.DownloadModules(ctx, modDir); err != nil {
 					waitBase()
 					return fail("%v", err)
 				}
 			}
-			sc, iso, err := c.scan(ctx, db, modDir)
-			if err != nil {
-				waitBase()
-				return fail("govulncheck on head module %s: %v", mod, err)
+			// Only packages the change reaches can call anything new: when
+			// the base's scan of this module is known, scan just those on
+			// head (exact for what counts: findings new versus base).
+			patterns, why := []string{"./..."}, "every package"
+			if brec, ok := baseRecs[mod]; ok && brec.Scan != nil {
+				patterns, why = c.affectedPatterns(ctx, s, root, headDir, mod, changed)
 			}
-			hrec = scanRecord{Scan: sc, Isolation: iso}
-			_ = store.Put(headKey, hrec)
-		} else {
-			res.Details["head_cached"] = true
+			var sc *Scan
+			var iso string
+			switch {
+			case len(patterns) == 0:
+				// Nothing in this module changed: head is the base.
+				sc = baseRecs[mod].Scan
+				iso = baseRecs[mod].Isolation
+			default:
+				sc, iso, err = c.scan(ctx, db, modDir, patterns...)
+				if err != nil {
+					waitBase()
+					return fail("govulncheck on head module %s: %v", mod, err)
+				}
+			}
+			hrec = scanRecord{Scan: sc, Isolation: iso, Scope: why}
+			key := headKeys[mod]
+			if patterns == nil || patterns[0] != "./..." {
+				key = affKeys[mod]
+			}
+			_ = store.Put(key, hrec)
+			scopes = append(scopes, fmt.Sprintf("%s: %s", mod, why))
 		}
 		res.Details["isolation"] = hrec.Isolation
 		hs := hrec.Scan
@@ -213,6 +313,10 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 			base = append(base, prefixPaths(rec.Scan.Vulns, mod)...)
 		}
 	}
+	if headCached {
+		res.Details["head_cached"] = true
+	}
+	res.Details["head_scope"] = scopes
 	if len(baseNotes) > 0 {
 		res.Details["base_notes"] = baseNotes
 	}
@@ -303,7 +407,10 @@ func (c *Check) scanArgv() ([]string, error) {
 }
 
 // scan runs govulncheck on the module at dir in the isolated child.
-func (c *Check) scan(ctx context.Context, db vulndb.Info, dir string) (*Scan, string, error) {
+func (c *Check) scan(ctx context.Context, db vulndb.Info, dir string, patterns ...string) (*Scan, string, error) {
+	if len(patterns) == 0 {
+		patterns = []string{"./..."}
+	}
 	argv, err := c.scanArgv()
 	if err != nil {
 		return nil, "", err
@@ -312,7 +419,7 @@ func (c *Check) scan(ctx context.Context, db vulndb.Info, dir string) (*Scan, st
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	args := append(append([]string{}, argv[1:]...), "-db", db.URL(), "-format", "json", "-C", dir, "./...")
+	args := append(append(append([]string{}, argv[1:]...), "-db", db.URL(), "-format", "json", "-C", dir), patterns...)
 	r, err := c.cfg.Runner.Run(ctx, isolate.Cmd{Path: argv[0], Args: args, Dir: dir, Timeout: timeout,
 		Env: []string{"GOFLAGS=" + gopkgs.ModFlag(dir)}})
 	gopkgs.Logf(ctx, "govulncheck %s: exit %d, %s, isolation %q, err %v", dir, r.ExitCode, r.Duration.Round(time.Millisecond), r.Isolation, err)

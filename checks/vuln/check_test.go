@@ -349,3 +349,105 @@ func TestMisconfiguredCheckErrors(t *testing.T) {
 		t.Fatalf("invalid policy must error: %s %q", res.Status, res.Reason)
 	}
 }
+
+const webEscape = `package web
+
+import "golang.org/x/net/html"
+
+func Render(s string) string { return html.EscapeString(s) }
+`
+
+const webParse = `package web
+
+import (
+	"strings"
+
+	"golang.org/x/net/html"
+)
+
+func Render(s string) string {
+	n, err := html.Parse(strings.NewReader(s))
+	if err != nil || n == nil {
+		return ""
+	}
+	return html.EscapeString(s)
+}
+`
+
+const mainUsesWeb = `package main
+
+import (
+	"fmt"
+
+	"example.com/app/web"
+)
+
+func main() { fmt.Println(web.Render("<p>")) }
+`
+
+const otherPkg = `package other
+
+func Two() int { return 2 }
+`
+
+// Once the base's scan is known, head is scanned only where the change
+// reaches; a dependency edit that makes a dependent call a vulnerable
+// symbol must still fail, and a change touching no package carries the
+// base's findings over without a scan.
+func TestHeadScanCoversOnlyAffectedPackagesAndStillCatchesNewCalls(t *testing.T) {
+	db := testDB(t)
+	needXNet(t)
+	r := fixture.NewRepo(t)
+	r.Write(map[string]string{"go.mod": goModNet, "go.sum": goSumNet, "cmd/app/main.go": mainUsesWeb,
+		"web/web.go": webEscape, "other/other.go": otherPkg})
+	base := r.Commit("base: imports x/net/html, calls nothing vulnerable")
+	r.Checkout("docs", true)
+	r.Write(map[string]string{"README.md": "docs\n"})
+	docs := r.Commit("docs only")
+	r.Checkout("main", false)
+	r.Checkout("calls", true)
+	r.Write(map[string]string{"web/web.go": webParse})
+	calls := r.Commit("web calls html.Parse")
+	r.Checkout("main", false)
+	r.Checkout("docs2", true)
+	r.Write(map[string]string{"NOTES.md": "notes\n"})
+	docs2 := r.Commit("notes only")
+
+	c := newCheck(t, db.Dir)
+	ctx := context.Background()
+	scope := func(res checks.Result) string {
+		s, _ := res.Details["head_scope"].([]string)
+		return strings.Join(s, "; ")
+	}
+	// First evaluation of this base: it is scanned (and cached), head fully.
+	res := c.Run(ctx, r.Subject(base, docs))
+	if res.Status != checks.StatusPass {
+		t.Fatalf("docs change: status %s (%s) %v", res.Status, res.Reason, findingIDs(res))
+	}
+	if !strings.Contains(scope(res), "every package") {
+		t.Fatalf("without the base's results head must be scanned whole, scope %q", scope(res))
+	}
+
+	res = c.Run(ctx, r.Subject(base, calls))
+	if res.Status != checks.StatusFail {
+		t.Fatalf("a dependency now calling html.Parse: status %s (%s) %v", res.Status, res.Reason, findingIDs(res))
+	}
+	if got := scope(res); !strings.Contains(got, "2 of 3 packages") {
+		t.Errorf("scope = %q, want web and its dependent main (2 of 3 packages)", got)
+	}
+	f := hasModuleFinding(res, "GO-2026-6860")
+	if f == nil || f.Rule != "vuln.called" {
+		t.Fatalf("the new call is not reported as called: %+v (%v)", f, findingIDs(res))
+	}
+
+	res = c.Run(ctx, r.Subject(base, docs2))
+	if res.Status != checks.StatusPass {
+		t.Fatalf("notes change: status %s (%s) %v", res.Status, res.Reason, findingIDs(res))
+	}
+	if got := scope(res); !strings.Contains(got, "no package affected") {
+		t.Errorf("scope = %q, want no package affected", got)
+	}
+	if n, _ := res.Details["preexisting"].(int); n == 0 {
+		t.Errorf("the base's imported-level finding should be carried over as preexisting: %v", res.Details)
+	}
+}

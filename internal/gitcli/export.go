@@ -47,7 +47,10 @@ func Export(ctx context.Context, repo, sha, dst string, maxFileSize int64) error
 func exportEntry(tree *FS, root *os.Root, e TreeEntry) error {
 	switch e.Mode {
 	case ModeDir, ModeSubmodule:
-		return root.Mkdir(e.Path, 0o755)
+		if err := root.Mkdir(e.Path, 0o755); err != nil {
+			return err
+		}
+		return root.Chmod(e.Path, 0o755) // exact, whatever the umask (Sync relies on it)
 	case ModeSymlink:
 		target, err := tree.ReadLink(e.Path)
 		if err != nil {
@@ -73,6 +76,10 @@ func exportEntry(tree *FS, root *os.Root, e TreeEntry) error {
 		return err
 	}
 	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil { // exact, whatever the umask (Sync relies on it)
 		f.Close()
 		return err
 	}

@@ -1,0 +1,175 @@
+package gopkgs
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/agentgate/agentgate/checks/basecache"
+	"github.com/agentgate/agentgate/checks/isolate"
+	"github.com/agentgate/agentgate/internal/gitcli"
+)
+
+// listCacheVersion changes whenever the cached listing's shape or the go
+// list fields change.
+const listCacheVersion = "golist-v1"
+
+// Listing is `go list` of one module of one commit, with package
+// directories relative to the exported tree so that any export of the
+// same commit can use it.
+type Listing struct {
+	Pkgs      []Package `json:"pkgs"`
+	Isolation string    `json:"isolation"`
+}
+
+type listCall struct {
+	done chan struct{}
+	l    *Listing
+	err  error
+}
+
+var (
+	listMu    sync.Mutex
+	listCalls = map[string]*listCall{}
+)
+
+// ListCommit returns the packages of module mod (repo-relative, "." for the
+// root) of commit sha, listed in tree, an export of sha (Export), with
+// directories rebased onto tree. A commit's listing depends only on its
+// content and the toolchain, so it is kept in cacheRoot/golist by commit:
+// the checks of one evaluation share one `go list` (concurrent callers wait
+// for the first), and a re-check of the same commit runs none. A failed
+// listing is not cached.
+func ListCommit(ctx context.Context, r isolate.Runner, cacheRoot, sha, tree, mod string) ([]Package, string, error) {
+	modAbs := filepath.Join(tree, filepath.FromSlash(mod))
+	if !gitcli.IsSHA(sha) || cacheRoot == "" {
+		pkgs, res, err := List(ctx, r, modAbs)
+		return pkgs, res.Isolation, err
+	}
+	key := basecache.Key(listCacheVersion, sha, mod, GoVersion(), ModFlag(modAbs))
+	store := basecache.Store{Dir: filepath.Join(cacheRoot, "golist")}
+	for {
+		listMu.Lock()
+		call, running := listCalls[key]
+		if !running {
+			call = &listCall{done: make(chan struct{})}
+			listCalls[key] = call
+		}
+		listMu.Unlock()
+		if running {
+			select {
+			case <-call.done:
+			case <-ctx.Done():
+				return nil, "", ctx.Err()
+			}
+			if call.err != nil && isInterrupted(call.err) {
+				continue // the first caller was cancelled; list again
+			}
+			if call.err != nil {
+				return nil, "", call.err
+			}
+			return rebase(call.l.Pkgs, tree), call.l.Isolation, nil
+		}
+		var l Listing
+		if store.Get(key, &l) && len(l.Pkgs) > 0 {
+			call.l = &l
+		} else {
+			pkgs, res, err := List(ctx, r, modAbs)
+			if err == nil {
+				call.l = &Listing{Pkgs: relativize(pkgs, tree), Isolation: res.Isolation}
+				_ = store.Put(key, call.l) // a failed cache write only costs time
+			} else {
+				call.err = err
+			}
+		}
+		listMu.Lock()
+		delete(listCalls, key)
+		listMu.Unlock()
+		close(call.done)
+		if call.err != nil {
+			return nil, "", call.err
+		}
+		return rebase(call.l.Pkgs, tree), call.l.Isolation, nil
+	}
+}
+
+func isInterrupted(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, isolate.ErrTimeout) || errors.Is(err, isolate.ErrUnavailable)
+}
+
+// relativize makes the directories inside tree relative to it (slash
+// separated, prefixed "./"); others (none for `go list ./...`) stay as
+// they are.
+func relativize(pkgs []Package, tree string) []Package {
+	out := make([]Package, len(pkgs))
+	copy(out, pkgs)
+	rel := func(d string) string {
+		if d == "" {
+			return d
+		}
+		r, err := filepath.Rel(tree, d)
+		if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) || filepath.IsAbs(r) {
+			return d
+		}
+		return "./" + filepath.ToSlash(r)
+	}
+	for i := range out {
+		out[i].Dir = rel(out[i].Dir)
+		if m := out[i].Module; m != nil {
+			mc := *m
+			mc.Dir = rel(mc.Dir)
+			out[i].Module = &mc
+		}
+	}
+	return out
+}
+
+// rebase is the inverse of relativize onto tree.
+func rebase(pkgs []Package, tree string) []Package {
+	out := make([]Package, len(pkgs))
+	copy(out, pkgs)
+	abs := func(d string) string {
+		if r, ok := strings.CutPrefix(d, "./"); ok {
+			return filepath.Join(tree, filepath.FromSlash(r))
+		}
+		return d
+	}
+	for i := range out {
+		out[i].Dir = abs(out[i].Dir)
+		if m := out[i].Module; m != nil {
+			mc := *m
+			mc.Dir = abs(mc.Dir)
+			out[i].Module = &mc
+		}
+	}
+	return out
+}
+
+// ChangedPackages maps changed repo-relative paths to the import paths of
+// the packages of the module at mod (in the export tree) that own them;
+// all is true when the module's go.mod, go.sum or a go.work changed (every
+// package may build differently).
+func ChangedPackages(g *Graph, paths []string, tree, mod string) (changed map[string]bool, all bool) {
+	out := map[string]bool{}
+	modAbs := filepath.Join(tree, filepath.FromSlash(mod))
+	prefix := ""
+	if mod != "." {
+		prefix = mod + "/"
+	}
+	for _, p := range paths {
+		if p == "" || (prefix != "" && !strings.HasPrefix(p, prefix)) {
+			continue
+		}
+		rel := strings.TrimPrefix(p, prefix)
+		if rel == "go.mod" || rel == "go.sum" || rel == "go.work" || rel == "go.work.sum" {
+			return out, true
+		}
+		if pk, ok := g.OwnerOf(filepath.Join(tree, filepath.FromSlash(p)), modAbs); ok {
+			out[pk.ImportPath] = true
+		}
+	}
+	return out, false
+}
