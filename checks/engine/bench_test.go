@@ -1,12 +1,15 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -133,6 +136,81 @@ func BenchmarkCheck(b *testing.B) {
 			if rep.StopReason == "" {
 				b.Fatalf("the planted secrets were not found: %s", mustJSON(rep))
 			}
+		}
+	})
+	// Every evaluation of a new agent commit: the agent adds a function to
+	// one package of its thread, and the gate checks the new head (base
+	// results cached, work trees and Go's caches warm from the evaluation
+	// before). This is the case that matters: agents push new commits.
+	b.Run("agentgate-check-new-head", func(b *testing.B) {
+		clone := filepath.Join(b.TempDir(), "repo")
+		if out, err := exec.Command("git", "clone", "-q", "--branch", r.Branch, r.Dir, clone).CombinedOutput(); err != nil {
+			b.Fatalf("clone: %v: %s", err, out)
+		}
+		git := func(args ...string) string {
+			cmd := exec.Command("git", append([]string{"-c", "user.name=agent", "-c", "user.email=agent@example.com"}, args...)...)
+			cmd.Dir = clone
+			cmd.Env = env
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				b.Fatalf("git %v: %v: %s", args, err, out)
+			}
+			return string(bytes.TrimSpace(out))
+		}
+		files := strings.Fields(git("ls-files", "--", path.Dir(r.PlanPath)+"/pkg*/*.go"))
+		var targets []string
+		for _, f := range files {
+			if !strings.HasSuffix(f, "_test.go") {
+				targets = append(targets, f)
+			}
+		}
+		if len(targets) == 0 {
+			b.Fatal("no Go file in the plan's thread to change")
+		}
+		n := 0
+		commit := func() string {
+			n++
+			f := targets[(n*7919)%len(targets)]
+			fh, err := os.OpenFile(filepath.Join(clone, f), os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fmt.Fprintf(fh, "\nfunc agentIteration%d() int { return %d }\n", n, n)
+			fh.Close()
+			git("commit", "-q", "-am", fmt.Sprintf("agent iteration %d", n))
+			return git("rev-parse", "HEAD")
+		}
+		check := func(head string) {
+			out := filepath.Join(b.TempDir(), fmt.Sprint(time.Now().UnixNano()))
+			run(b, []int{0, 1, 3}, agentgate, "check", "--repo", clone, "--base", r.Base, "--head", head,
+				"--plan", r.PlanPath, "--vuln-db", db.Dir, "--out", out, "--output", "json")
+			f, err := os.Open(filepath.Join(out, "report.json"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			rep, err := report.Load(f)
+			f.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, c := range rep.Checks {
+				if c.Status == checks.StatusError {
+					b.Fatalf("check %s errored: %s", c.Name, c.Reason)
+				}
+				b.ReportMetric(float64(time.Duration(c.Duration).Milliseconds()), c.Name+"-ms")
+			}
+			if rep.StopReason == "" {
+				b.Fatalf("the planted secrets were not found: %s", mustJSON(rep))
+			}
+		}
+		check(commit()) // warm this clone's work trees
+		b.ResetTimer()
+		defer cpu(b)()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			head := commit()
+			b.StartTimer()
+			check(head)
 		}
 	})
 	b.Run("tools-sequential", func(b *testing.B) {
