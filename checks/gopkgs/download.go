@@ -3,7 +3,11 @@ package gopkgs
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +25,50 @@ import (
 // repository's toolchain line and go.work are ignored (GOTOOLCHAIN=local,
 // GOWORK=off). What it cannot bound is which module paths are requested
 // from the proxy; the scope check reports new dependencies for review.
+//
+// Within one process a module whose go.mod and go.sum were downloaded
+// before (the checks of one evaluation share head and base) is not
+// downloaded again.
 func DownloadModules(ctx context.Context, dir string) error {
+	key, keyErr := moduleKey(dir)
+	if keyErr == nil {
+		if _, ok := downloaded.Load(key); ok {
+			return nil
+		}
+		mu, _ := downloading.LoadOrStore(key, &sync.Mutex{})
+		mu.(*sync.Mutex).Lock()
+		defer mu.(*sync.Mutex).Unlock()
+		if _, ok := downloaded.Load(key); ok {
+			return nil
+		}
+	}
+	if err := downloadModules(ctx, dir); err != nil {
+		return err
+	}
+	if keyErr == nil {
+		downloaded.Store(key, true)
+	}
+	return nil
+}
+
+var downloaded, downloading sync.Map // module key -> true / *sync.Mutex
+
+// moduleKey identifies what go mod download fetches for the module at
+// dir: its go.mod and go.sum.
+func moduleKey(dir string) (string, error) {
+	h := sha256.New()
+	for _, name := range []string{"go.mod", "go.sum"} {
+		b, err := ReadFileBounded(filepath.Join(dir, name), 16<<20)
+		if err != nil && !(name == "go.sum" && errors.Is(err, fs.ErrNotExist)) {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %d\n", name, len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func downloadModules(ctx context.Context, dir string) error {
 	cmd := exec.CommandContext(ctx, "go", "mod", "download")
 	cmd.Dir = dir
 	env := make([]string, 0, len(os.Environ())+3)

@@ -2,6 +2,7 @@ package gopkgs
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -109,5 +110,28 @@ func TestChangedPackagesMapsFilesAndFlagsModuleFiles(t *testing.T) {
 	}
 	if _, all := ChangedPackages(g, []string{"go.sum"}, "/t", "svc"); all {
 		t.Error("another module's go.sum does not affect this one")
+	}
+}
+
+func TestDownloadModulesRunsOncePerGoModAndGoSumContent(t *testing.T) {
+	dir := t.TempDir()
+	mod := "module example.com/dl" + filepath.Base(dir) + "\n\ngo 1.26\n"
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := DownloadModules(context.Background(), dir); err != nil {
+		t.Fatal(err)
+	}
+	// Without a go command the same module is still done: nothing ran.
+	t.Setenv("PATH", "")
+	if err := DownloadModules(context.Background(), dir); err != nil {
+		t.Fatalf("a second download of the same go.mod ran again: %v", err)
+	}
+	// Other content is downloaded (and here fails: no go command).
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod+"\n// changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := DownloadModules(context.Background(), dir); err == nil {
+		t.Fatal("a changed go.mod was not downloaded")
 	}
 }

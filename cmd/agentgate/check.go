@@ -51,13 +51,13 @@ func init() {
 	registerCheck("scope", func(*checkOptions) (checks.Check, error) { return scope.New(), nil })
 	registerCheck("secrets", func(*checkOptions) (checks.Check, error) { return secrets.New(), nil })
 	registerCheck(vuln.Name, func(o *checkOptions) (checks.Check, error) {
-		return vuln.New(vuln.Config{Runner: o.isolated(), DB: o.vulnDB, CacheDir: o.cacheDir, Timeout: o.timeout}), nil
+		return vuln.New(vuln.Config{Runner: o.isolated(), DB: o.vulnDB, CacheDir: o.cacheDir, Timeout: o.timeout, DownloadModules: o.downloadModules}), nil
 	})
 	registerCheck(tests.Name, func(o *checkOptions) (checks.Check, error) {
-		return tests.New(tests.Config{Runner: o.isolated(), CacheDir: o.cacheDir, Timeout: o.timeout}), nil
+		return tests.New(tests.Config{Runner: o.isolated(), CacheDir: o.cacheDir, Timeout: o.timeout, DownloadModules: o.downloadModules}), nil
 	})
 	registerCheck(static.Name, func(o *checkOptions) (checks.Check, error) {
-		return static.New(static.Config{Runner: o.isolated(), CacheDir: o.cacheDir, Timeout: o.timeout, Staticcheck: o.staticcheck}), nil
+		return static.New(static.Config{Runner: o.isolated(), CacheDir: o.cacheDir, Timeout: o.timeout, Staticcheck: o.staticcheck, DownloadModules: o.downloadModules}), nil
 	})
 }
 
@@ -90,6 +90,7 @@ type checkOptions struct {
 
 	vulnDB, cacheDir, staticcheck string
 	allowUnisolated               bool
+	downloadModules               bool
 	runner                        isolate.Runner
 }
 
@@ -127,6 +128,13 @@ times out fails the gate with the reason, it never passes):
             (STOP_COVERAGE_REGRESSION)
   static    go vet (and staticcheck with --staticcheck) on the changed packages
 
+Dependencies: the isolated runs have no network (GOPROXY=off). By default the
+module's dependencies are first fetched on this host with 'go mod download'
+(verified against go.sum and the checksum database; it runs no repository
+code). The module cache is shared with the isolated runs, so a host that can
+fetch private modules lets the change's tests read them: on such hosts use
+--download-modules=false and fill the cache yourself.
+
 Outputs: --output text (default), json (report.json) or sarif (SARIF 2.1.0) on stdout.
 --out DIR also writes DIR/report.json, DIR/report.sarif and DIR/<check>.log.
 The report's JSON Schema: agentgate schema report.
@@ -158,6 +166,7 @@ fired (the report's stop_reason says which).`,
 	f.StringVar(&o.vulnDB, "vuln-db", "", "vulnerability database built by 'agentgate vulndb build' (default: the cached one for the pinned x/vulndb version)")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "cache for the vulnerability database, base-commit results and work trees (default: the user cache directory)")
 	f.StringVar(&o.staticcheck, "staticcheck", "", "absolute path of a staticcheck binary for the static check (default: go vet only)")
+	f.BoolVar(&o.downloadModules, "download-modules", true, "run go mod download (on this host, with its network and module proxy, verified against go.sum and the checksum database; no repository code runs) before the isolated runs, which have no network; false: every dependency must already be in the module cache")
 	f.BoolVar(&o.allowUnisolated, "allow-unisolated", false, "UNSAFE: run repository code (tests, go list) without network isolation when this machine cannot isolate it")
 	for _, e := range checkExtensions {
 		if e.Flags != nil {

@@ -49,7 +49,7 @@ type engineChecker struct {
 }
 
 func (e engineChecker) Check(ctx context.Context, req forge.CheckRequest) (*forge.CheckOutcome, error) {
-	o := &checkOptions{repo: req.Repo, base: req.Base, head: req.Head, timeout: engine.DefaultTimeout}
+	o := &checkOptions{repo: req.Repo, base: req.Base, head: req.Head, timeout: engine.DefaultTimeout, downloadModules: true}
 	var list []checks.Check
 	names := e.names
 	if len(names) == 0 {
