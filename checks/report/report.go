@@ -248,11 +248,34 @@ func RuleID(check, rule string) string {
 }
 
 // summary says briefly why a check failed.
+// mostSevere picks the finding a one-line summary should name: a stop
+// first, then the highest severity, then one that cannot simply be
+// approved; the earliest among equals.
+func mostSevere(fs []checks.Finding) checks.Finding {
+	rank := func(f checks.Finding) int {
+		r := map[checks.Severity]int{checks.SeverityLow: 1, checks.SeverityMedium: 2, checks.SeverityHigh: 3, checks.SeverityCritical: 4}[f.Severity] * 2
+		if f.Stop != "" {
+			r += 100
+		}
+		if !f.NeedsApproval {
+			r++
+		}
+		return r
+	}
+	best := fs[0]
+	for _, f := range fs[1:] {
+		if rank(f) > rank(best) {
+			best = f
+		}
+	}
+	return best
+}
+
 func summary(c checks.Result) string {
 	if len(c.Findings) == 0 {
 		return orUnknown(c.Reason)
 	}
-	first := c.Findings[0]
+	first := mostSevere(c.Findings)
 	msg := first.Message
 	if first.Path != "" {
 		msg = first.Path + ": " + msg

@@ -242,3 +242,23 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestReasonNamesTheMostSevereFindingNotTheFirstByPath(t *testing.T) {
+	low := finding("scope.filetype", checks.SeverityLow, "", true)
+	low.Path = "a/first.txt"
+	high := finding("scope.out-of-plan", checks.SeverityHigh, "", false)
+	high.Path = "z/last.go"
+	approvableHigh := finding("scope.policy-artifact", checks.SeverityHigh, "", true)
+	approvableHigh.Path = "b/policy.yaml"
+	r := sample(checks.Result{Name: "scope", Status: checks.StatusFail, Findings: []checks.Finding{low, approvableHigh, high}})
+	if len(r.Reasons) != 1 || !strings.HasPrefix(r.Reasons[0], "scope failed: z/last.go: m scope.out-of-plan (and 2 more findings)") {
+		t.Fatalf("reasons = %q", r.Reasons)
+	}
+	stop := finding("scope.owner", checks.SeverityMedium, policies.StopUnauthorizedAccess, false)
+	stop.Path = "y/other.go"
+	crit := finding("scope.critical", checks.SeverityCritical, "", false)
+	r = sample(checks.Result{Name: "scope", Status: checks.StatusFail, Findings: []checks.Finding{crit, stop}})
+	if !strings.Contains(r.Reasons[0], "y/other.go: m scope.owner") {
+		t.Fatalf("a stop finding should lead the summary: %q", r.Reasons)
+	}
+}
