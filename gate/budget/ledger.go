@@ -89,6 +89,12 @@ type Reservation struct {
 	Verdicts []Verdict // every scope's verdict
 	Plan     PlanStatus
 	Events   []Event // the transitions this call caused, recorded in the audit log
+	// Leased is set when the call was admitted against a budget lease held
+	// in memory (no write before forwarding; see Leaser).
+	Leased bool
+
+	caps   string // the cap scopes reserved on, comma-separated
+	amount int64  // the amount reserved
 }
 
 // Outcome says how a call ended.
@@ -143,6 +149,18 @@ type PlanStatus struct {
 	ApprovedAt time.Time `json:"approved_at,omitzero"`
 	Stopped    bool      `json:"stopped"`
 	StopReason string    `json:"stop_reason,omitempty"`
+	// Version changes whenever the plan's admission state changes (limit,
+	// ratios, approval, escalation, stop, resume).
+	Version int64 `json:"version"`
+	// Reserved is held by two kinds of holders: open budget leases of
+	// gateway processes (Leased, in OpenLeases leases; calls admitted
+	// against a lease are covered by it until they settle), and single calls
+	// reserved one by one (the rest). ExpiredLeases are open leases past
+	// their expiry: their holder died; they are charged in full as spent by
+	// the next recovery (fail closed).
+	Leased        int64 `json:"leased_nano_usd"`
+	OpenLeases    int   `json:"open_leases"`
+	ExpiredLeases int   `json:"expired_leases,omitempty"`
 }
 
 // State returns the plan's State for Evaluate.

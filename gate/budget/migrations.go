@@ -9,6 +9,13 @@ const Component = "budget"
 // and settlement is a new row. budget_plans and budget_caps hold the running
 // totals, updated in the same transaction as the entry that moves them, so
 // that admission can lock one row instead of summing the ledger.
+//
+// Version 2 adds budget leases (see lease.go): budget_leases holds each
+// lease's running amounts (granted, consumed by settled calls, released,
+// charged when orphaned); budget_plans.version changes whenever a plan's
+// admission state changes (limit, ratios, approval, escalation, stop,
+// resume), so that in-memory admission notices it on the next call; entries
+// name the lease they belong to.
 var migrations = []store.Migration{{
 	Version: 1,
 	Name:    "ledger",
@@ -126,5 +133,54 @@ CREATE TRIGGER budget_entries_no_change BEFORE UPDATE OR DELETE ON budget_entrie
 FOR EACH ROW EXECUTE FUNCTION budget_entries_append_only();
 CREATE TRIGGER budget_entries_no_truncate BEFORE TRUNCATE ON budget_entries
 FOR EACH STATEMENT EXECUTE FUNCTION budget_entries_append_only();
+`,
+}, {
+	Version: 2,
+	Name:    "leases",
+	SQLite: `
+ALTER TABLE budget_plans ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE budget_entries ADD COLUMN lease_id TEXT NOT NULL DEFAULT '';
+CREATE TABLE budget_leases (
+	lease_id      TEXT    PRIMARY KEY,
+	plan_id       TEXT    NOT NULL,
+	run_id        TEXT    NOT NULL,
+	holder        TEXT    NOT NULL,
+	caps          TEXT    NOT NULL DEFAULT '',
+	granted_nano  INTEGER NOT NULL,
+	consumed_nano INTEGER NOT NULL DEFAULT 0,
+	released_nano INTEGER NOT NULL DEFAULT 0,
+	charged_nano  INTEGER NOT NULL DEFAULT 0,
+	open          INTEGER NOT NULL DEFAULT 1,
+	admit_until   TEXT    NOT NULL,
+	expires_at    TEXT    NOT NULL,
+	created_at    TEXT    NOT NULL,
+	closed_at     TEXT    NOT NULL DEFAULT '',
+	close_reason  TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX budget_leases_open ON budget_leases (open, expires_at);
+CREATE INDEX budget_leases_plan ON budget_leases (plan_id, open);
+`,
+	Postgres: `
+ALTER TABLE budget_plans ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE budget_entries ADD COLUMN lease_id TEXT NOT NULL DEFAULT '';
+CREATE TABLE budget_leases (
+	lease_id      TEXT    PRIMARY KEY,
+	plan_id       TEXT    NOT NULL,
+	run_id        TEXT    NOT NULL,
+	holder        TEXT    NOT NULL,
+	caps          TEXT    NOT NULL DEFAULT '',
+	granted_nano  BIGINT  NOT NULL,
+	consumed_nano BIGINT  NOT NULL DEFAULT 0,
+	released_nano BIGINT  NOT NULL DEFAULT 0,
+	charged_nano  BIGINT  NOT NULL DEFAULT 0,
+	open          INTEGER NOT NULL DEFAULT 1,
+	admit_until   TEXT    NOT NULL,
+	expires_at    TEXT    NOT NULL,
+	created_at    TEXT    NOT NULL,
+	closed_at     TEXT    NOT NULL DEFAULT '',
+	close_reason  TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX budget_leases_open ON budget_leases (open, expires_at);
+CREATE INDEX budget_leases_plan ON budget_leases (plan_id, open);
 `,
 }}

@@ -84,6 +84,11 @@ const (
 	Warn             Decision = "warn"
 	ApprovalRequired Decision = "approval_required"
 	HardStop         Decision = "hard_stop"
+	// Busy refuses a call for now without latching anything: it would cross
+	// a threshold only because of budget leases (of calls still in flight,
+	// or held by other gateway processes) that will shrink by themselves.
+	// The caller retries shortly.
+	Busy Decision = "budget_busy"
 )
 
 func (d Decision) severity() int {
@@ -92,7 +97,7 @@ func (d Decision) severity() int {
 		return 0
 	case Warn:
 		return 1
-	case ApprovalRequired:
+	case ApprovalRequired, Busy:
 		return 2
 	default:
 		return 3 // unknown decisions count as a stop

@@ -106,6 +106,8 @@ var _ Ledger = (*StoreLedger)(nil)
 
 func (l *StoreLedger) q(s string) string { return l.st.Rebind(s) }
 
+func (l *StoreLedger) isPostgres() bool { return l.st.Dialect() == store.Postgres }
+
 func (l *StoreLedger) forUpdate() string {
 	if l.st.Dialect() == store.Postgres {
 		return " FOR UPDATE"
@@ -134,7 +136,8 @@ func (l *StoreLedger) EnsurePlan(ctx context.Context, p Plan) error {
 			ON CONFLICT (plan_id) DO UPDATE SET limit_nano = excluded.limit_nano,
 				warn_ratio = excluded.warn_ratio, escalate_ratio = excluded.escalate_ratio,
 				stop_ratio = excluded.stop_ratio, repo = excluded.repo,
-				degrade_to_local = excluded.degrade_to_local, updated_at = excluded.updated_at`),
+				degrade_to_local = excluded.degrade_to_local, updated_at = excluded.updated_at,
+				version = budget_plans.version + 1`),
 			p.ID, p.Limit, p.Ratios.Warn, p.Ratios.Escalate, p.Ratios.Stop, p.Repo, b2i(p.DegradeToLocal), l.stamp())
 		if err != nil {
 			return fmt.Errorf("budget: register plan %s: %w", p.ID, err)
@@ -144,7 +147,7 @@ func (l *StoreLedger) EnsurePlan(ctx context.Context, p Plan) error {
 }
 
 const planColumns = `plan_id, limit_nano, warn_ratio, escalate_ratio, stop_ratio, repo, degrade_to_local,
-	spent_nano, reserved_nano, warned, escalated, approved_by, approved_at, stopped, stop_reason`
+	spent_nano, reserved_nano, warned, escalated, approved_by, approved_at, stopped, stop_reason, version`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -153,7 +156,7 @@ func scanPlan(r rowScanner) (PlanStatus, error) {
 	var degrade, warned, escalated, stopped int
 	var approvedAt string
 	err := r.Scan(&p.ID, &p.Limit, &p.Ratios.Warn, &p.Ratios.Escalate, &p.Ratios.Stop, &p.Repo, &degrade,
-		&p.Spent, &p.Reserved, &warned, &escalated, &p.ApprovedBy, &approvedAt, &stopped, &p.StopReason)
+		&p.Spent, &p.Reserved, &warned, &escalated, &p.ApprovedBy, &approvedAt, &stopped, &p.StopReason, &p.Version)
 	if err != nil {
 		return p, err
 	}
@@ -190,6 +193,60 @@ type capRow struct {
 	warned                bool
 }
 
+// onlyPlanRefuses reports whether the plan's verdict (the first) is the only
+// refusal among verdicts.
+func onlyPlanRefuses(verdicts []Verdict) bool {
+	for _, v := range verdicts[1:] {
+		if v.Decision.Refused() {
+			return false
+		}
+	}
+	return true
+}
+
+// leaseView is what the caller of reserveTx knows of leases: its holder
+// name, and the unused parts of its own open leases on the plan.
+type leaseView struct {
+	holder  string
+	ownFree int64
+}
+
+// leasedTx is what the open budget leases of a plan held by others than
+// holder hold.
+func (l *StoreLedger) leasedTx(ctx context.Context, tx *sql.Tx, planID, holder string) (int64, error) {
+	var n int64
+	err := l.txRow(ctx, tx, `SELECT CAST(COALESCE(SUM(granted_nano - consumed_nano - released_nano), 0) AS BIGINT) FROM budget_leases
+		WHERE plan_id = ? AND open = 1 AND holder <> ?`, planID, holder).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("budget: read the leases of plan %s: %w", planID, err)
+	}
+	return n, nil
+}
+
+// lockCaps creates (first call of the month) and locks the rows of the caps
+// of r that apply to repo, sorted by scope.
+func (l *StoreLedger) lockCaps(ctx context.Context, tx *sql.Tx, r ReserveRequest, repo string, now time.Time) ([]capRow, error) {
+	caps := r.CapsFor(repo)
+	slices.SortFunc(caps, func(a, b Cap) int { return strings.Compare(capScope(a, now), capScope(b, now)) })
+	rows := make([]capRow, 0, len(caps))
+	for _, c := range caps {
+		scope := capScope(c, now)
+		if _, err := l.txExec(ctx, tx, (`INSERT INTO budget_caps (scope, limit_nano) VALUES (?, ?)
+			ON CONFLICT (scope) DO UPDATE SET limit_nano = excluded.limit_nano`), scope, c.Limit); err != nil {
+			return nil, fmt.Errorf("budget: cap %s: %w", scope, err)
+		}
+		cr := capRow{scope: scope, cap: c}
+		var warned int
+		if err := l.txRow(ctx, tx, (`SELECT limit_nano, spent_nano, reserved_nano, warned FROM budget_caps WHERE scope = ?`+l.forUpdate()), scope).
+			Scan(&cr.limit, &cr.spent, &cr.reserve, &warned); err != nil {
+			return nil, fmt.Errorf("budget: read cap %s: %w", scope, err)
+		}
+		cr.warned = warned != 0
+		rows = append(rows, cr)
+	}
+	return rows, nil
+}
+
 func newID() string {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -200,35 +257,57 @@ func newID() string {
 
 // Reserve implements Ledger.
 func (l *StoreLedger) Reserve(ctx context.Context, r ReserveRequest) (Reservation, error) {
+	if r.Amount < 0 {
+		return Reservation{}, fmt.Errorf("budget: negative reservation %d", r.Amount)
+	}
+	var res Reservation
+	err := l.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = l.reserveTx(ctx, tx, r, l.now(), leaseView{})
+		return err
+	})
+	if err != nil {
+		return Reservation{}, err
+	}
+	return l.recordReservation(ctx, res, func(ctx context.Context) error {
+		return l.Settle(ctx, Settlement{ReservationID: res.ID, Outcome: OutcomeUnreached, Detail: "audit log unavailable"})
+	})
+}
+
+// recordReservation writes a reservation's events to the audit log before
+// the gateway answers the call that caused them. If it cannot, the call is
+// refused (fail closed) and undo releases the reservation.
+func (l *StoreLedger) recordReservation(ctx context.Context, res Reservation, undo func(context.Context) error) (Reservation, error) {
+	if err := l.record(ctx, res.Events); err != nil {
+		if res.ID != "" {
+			_ = undo(context.WithoutCancel(ctx))
+		}
+		return Reservation{}, err
+	}
+	return res, nil
+}
+
+// reserveTx is the read-judge-reserve of one call inside tx: it locks the
+// plan and its caps, judges the call on every scope, latches a stop or an
+// escalation, and either reserves the call's worst case on every scope or
+// records the refusal.
+//
+// A call refused on the plan only is refused as Busy, without latching,
+// when it would pass without the leases that are not the caller's to judge:
+// those of other holders (whose unused parts are unknown here), and the
+// unused parts of the caller's own (lv.ownFree). The caller's own leases'
+// calls in flight count, like single reservations.
+func (l *StoreLedger) reserveTx(ctx context.Context, tx *sql.Tx, r ReserveRequest, now time.Time, lv leaseView) (Reservation, error) {
 	var res Reservation
 	var events []Event
-	if r.Amount < 0 {
-		return res, fmt.Errorf("budget: negative reservation %d", r.Amount)
-	}
-	now := l.now()
-	err := l.inTx(ctx, func(tx *sql.Tx) error {
-		events = events[:0]
+	err := func() error {
 		p, err := l.lockPlan(ctx, tx, r.PlanID)
 		if err != nil {
 			return err
 		}
-		caps := r.CapsFor(p.Repo)
-		slices.SortFunc(caps, func(a, b Cap) int { return strings.Compare(capScope(a, now), capScope(b, now)) })
-		rows := make([]capRow, 0, len(caps))
-		for _, c := range caps {
-			scope := capScope(c, now)
-			if _, err := l.txExec(ctx, tx, (`INSERT INTO budget_caps (scope, limit_nano) VALUES (?, ?)
-				ON CONFLICT (scope) DO UPDATE SET limit_nano = excluded.limit_nano`), scope, c.Limit); err != nil {
-				return fmt.Errorf("budget: cap %s: %w", scope, err)
-			}
-			cr := capRow{scope: scope, cap: c}
-			var warned int
-			if err := l.txRow(ctx, tx, (`SELECT limit_nano, spent_nano, reserved_nano, warned FROM budget_caps WHERE scope = ?`+l.forUpdate()), scope).
-				Scan(&cr.limit, &cr.spent, &cr.reserve, &warned); err != nil {
-				return fmt.Errorf("budget: read cap %s: %w", scope, err)
-			}
-			cr.warned = warned != 0
-			rows = append(rows, cr)
+		rows, err := l.lockCaps(ctx, tx, r, p.Repo, now)
+		if err != nil {
+			return err
 		}
 
 		planV := Evaluate(ScopePlan, p.ID, p.State(), r.Amount)
@@ -245,20 +324,41 @@ func (l *StoreLedger) Reserve(ctx context.Context, r ReserveRequest) (Reservatio
 		}
 
 		id := newID()
+		if worst.Decision.Refused() && planV.Decision.Refused() && !p.Stopped && onlyPlanRefuses(verdicts) {
+			// Would this call be refused without the budget leases? Then
+			// they, not spending, stand in the way: refuse it for now,
+			// without latching a stop or an escalation.
+			leased, err := l.leasedTx(ctx, tx, p.ID, lv.holder)
+			if err != nil {
+				return err
+			}
+			leased += lv.ownFree
+			alt := p.State()
+			alt.Reserved -= leased
+			if leased > 0 && !Evaluate(ScopePlan, p.ID, alt, r.Amount).Decision.Refused() {
+				busy := planV
+				busy.Decision = Busy
+				busy.Reason = fmt.Sprintf("plan %s: %s of its budget is held by budget leases (calls in flight, or other gateway processes); without them this call would pass: retry shortly",
+					p.ID, FormatUSD(leased))
+				verdicts[0] = busy
+				res = Reservation{Verdict: busy, Verdicts: verdicts, Plan: p}
+				return l.insertEntry(ctx, tx, entry{id: newID(), kind: "refuse", r: r, amount: r.Amount, decision: string(Busy), reason: busy.Reason})
+			}
+		}
 		if worst.Decision.Refused() {
 			switch {
 			case planV.Decision == HardStop && !p.Stopped:
 				e := ev(EventStop, planV)
 				e.StopReason = policies.StopBudgetExceeded
 				events = append(events, e)
-				if _, err := l.txExec(ctx, tx, (`UPDATE budget_plans SET stopped = 1, stop_reason = ?, updated_at = ? WHERE plan_id = ?`),
+				if _, err := l.txExec(ctx, tx, (`UPDATE budget_plans SET stopped = 1, stop_reason = ?, updated_at = ?, version = version + 1 WHERE plan_id = ?`),
 					planV.Reason, l.stamp(), p.ID); err != nil {
 					return fmt.Errorf("budget: latch the stop of plan %s: %w", p.ID, err)
 				}
 				res.Plan.Stopped, res.Plan.StopReason = true, planV.Reason
 			case planV.Decision == ApprovalRequired && !p.Escalated:
 				events = append(events, ev(EventEscalate, planV))
-				if _, err := l.txExec(ctx, tx, (`UPDATE budget_plans SET escalated = 1, updated_at = ? WHERE plan_id = ?`), l.stamp(), p.ID); err != nil {
+				if _, err := l.txExec(ctx, tx, (`UPDATE budget_plans SET escalated = 1, updated_at = ?, version = version + 1 WHERE plan_id = ?`), l.stamp(), p.ID); err != nil {
 					return fmt.Errorf("budget: mark plan %s escalated: %w", p.ID, err)
 				}
 				res.Plan.Escalated = true
@@ -300,18 +400,11 @@ func (l *StoreLedger) Reserve(ctx context.Context, r ReserveRequest) (Reservatio
 		}
 		res.ID = id
 		res.Events = events
-		return l.insertEntry(ctx, tx, entry{id: id, kind: "reserve", r: r, caps: strings.Join(scopes, ","), amount: r.Amount,
+		res.caps, res.amount = strings.Join(scopes, ","), r.Amount
+		return l.insertEntry(ctx, tx, entry{id: id, kind: "reserve", r: r, caps: res.caps, amount: r.Amount,
 			decision: string(worst.Decision), reason: worst.Reason})
-	})
+	}()
 	if err != nil {
-		return Reservation{}, err
-	}
-	// The audit log records each transition before the gateway answers the
-	// call that caused it. If it cannot, the call is refused (fail closed).
-	if err := l.record(ctx, events); err != nil {
-		if res.ID != "" {
-			_ = l.Settle(context.WithoutCancel(ctx), Settlement{ReservationID: res.ID, Outcome: OutcomeUnreached, Detail: "audit log unavailable"})
-		}
 		return Reservation{}, err
 	}
 	return res, nil
@@ -348,6 +441,7 @@ func (l *StoreLedger) guardedAdd(ctx context.Context, tx *sql.Tx, query string, 
 
 type entry struct {
 	id, kind string
+	lease    string
 	r        ReserveRequest
 	caps     string
 	amount   int64
@@ -360,11 +454,11 @@ func (l *StoreLedger) insertEntry(ctx context.Context, tx *sql.Tx, e entry) erro
 	_, err := l.txExec(ctx, tx, (`INSERT INTO budget_entries
 		(reservation_id, kind, plan_id, run_id, provider, model, caps, amount_nano, decision,
 		 input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
-		 degraded, cache_hit, reason, at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		 degraded, cache_hit, reason, at, lease_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		e.id, e.kind, e.r.PlanID, e.r.RunID, e.r.Provider, e.r.Model, e.caps, e.amount, e.decision,
 		e.usage.InputTokens, e.usage.CachedInputTokens, e.usage.CacheWriteTokens, e.usage.OutputTokens, e.usage.ReasoningTokens,
-		b2i(e.r.Degraded), b2i(e.r.CacheHit), e.reason, l.stamp())
+		b2i(e.r.Degraded), b2i(e.r.CacheHit), e.reason, l.stamp(), e.lease)
 	if err != nil {
 		return fmt.Errorf("budget: append to the ledger: %w", err)
 	}
@@ -424,7 +518,26 @@ func (l *StoreLedger) Status(ctx context.Context, planID string) (PlanStatus, er
 	if err != nil {
 		return p, fmt.Errorf("budget: read plan %s: %w", planID, err)
 	}
-	return p, nil
+	rows, err := l.st.DB().QueryContext(ctx, l.q(`SELECT granted_nano - consumed_nano - released_nano, expires_at
+		FROM budget_leases WHERE plan_id = ? AND open = 1`), planID)
+	if err != nil {
+		return p, fmt.Errorf("budget: read the leases of plan %s: %w", planID, err)
+	}
+	defer rows.Close()
+	now := l.now()
+	for rows.Next() {
+		var amount int64
+		var expires string
+		if err := rows.Scan(&amount, &expires); err != nil {
+			return p, err
+		}
+		p.Leased += amount
+		p.OpenLeases++
+		if t, err := time.Parse(time.RFC3339Nano, expires); err != nil || now.After(t) {
+			p.ExpiredLeases++
+		}
+	}
+	return p, rows.Err()
 }
 
 // Approve implements Ledger: it lets the plan's calls past the escalation
@@ -443,7 +556,7 @@ func (l *StoreLedger) Approve(ctx context.Context, planID, approver string) erro
 		if p.Stopped {
 			return fmt.Errorf("budget: plan %s is stopped (%s); raise its budget and resume it with `agentgate budget resume` instead", planID, policies.StopBudgetExceeded)
 		}
-		_, err = l.txExec(ctx, tx, (`UPDATE budget_plans SET approved_by = ?, approved_at = ?, escalated = 0, updated_at = ? WHERE plan_id = ?`),
+		_, err = l.txExec(ctx, tx, (`UPDATE budget_plans SET approved_by = ?, approved_at = ?, escalated = 0, updated_at = ?, version = version + 1 WHERE plan_id = ?`),
 			approver, l.stamp(), l.stamp(), planID)
 		return err
 	})
@@ -472,7 +585,7 @@ func (l *StoreLedger) Resume(ctx context.Context, planID, by string) error {
 		if p, err = l.lockPlan(ctx, tx, planID); err != nil {
 			return err
 		}
-		_, err = l.txExec(ctx, tx, (`UPDATE budget_plans SET stopped = 0, stop_reason = '', updated_at = ? WHERE plan_id = ?`), l.stamp(), planID)
+		_, err = l.txExec(ctx, tx, (`UPDATE budget_plans SET stopped = 0, stop_reason = '', updated_at = ?, version = version + 1 WHERE plan_id = ?`), l.stamp(), planID)
 		return err
 	})
 	if err != nil {
@@ -505,6 +618,9 @@ func (l *StoreLedger) RunTotals(ctx context.Context, runID string) (RunTotals, e
 		switch kind {
 		case "refuse":
 			t.Refused++
+		case "orphan":
+			// An orphaned lease charged in full: money, not a call.
+			t.Cost += amount
 		case "settle":
 			switch {
 			case cacheHit != 0:
