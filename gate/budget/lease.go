@@ -442,7 +442,9 @@ func (x *Leaser) Settle(ctx context.Context, s Settlement) error {
 // and queues its write; the returned func waits for the write.
 func (x *Leaser) SettleAsync(ctx context.Context, s Settlement) (wait func() error) {
 	if s.Cost < 0 {
-		return func() error { return fmt.Errorf("budget: negative cost %d for reservation %s", s.Cost, s.ReservationID) }
+		return func() error {
+			return fmt.Errorf("budget: negative cost %d for reservation %s", s.Cost, s.ReservationID)
+		}
 	}
 	x.mu.Lock()
 	c := x.calls[s.ReservationID]
