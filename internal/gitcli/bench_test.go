@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/agentgate/agentgate/internal/gitcli"
@@ -69,15 +71,63 @@ func cpu(b *testing.B) func() {
 	}
 }
 
-// BenchmarkExport writes a commit's tree (about 3,000 and 12,000 files)
-// into a fresh directory, as the tests, static and vuln checks do.
+// BenchmarkExport replaces a work tree with a fresh export of a commit
+// (about 1,200 and 12,000 files): remove the old tree, write the new one,
+// as the checks did before Sync (and still do when their stable work tree
+// is busy).
 func BenchmarkExport(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		r := benchRepo(b, n)
 		b.Run(fmt.Sprintf("files=%d", n+n/5), func(b *testing.B) {
+			dir := filepath.Join(b.TempDir(), "tree")
 			defer cpu(b)()
 			for b.Loop() {
-				if err := gitcli.Export(context.Background(), r.Dir, r.Head, b.TempDir(), 0); err != nil {
+				if err := os.RemoveAll(dir); err != nil {
+					b.Fatal(err)
+				}
+				if err := gitcli.Export(context.Background(), r.Dir, r.Head, dir, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSync brings a work tree from one commit to another, as the
+// tests, static and vuln checks do for each evaluation; every file left in
+// place is verified by content. "base-head" alternates between the
+// benchmark's base and head, which differ in ~80 % of the files (the worst
+// case); "same" re-syncs an up-to-date tree (a re-check, or a new agent
+// commit that changed a few files: the cost is the verification).
+func BenchmarkSync(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		r := benchRepo(b, n)
+		dir := filepath.Join(b.TempDir(), "tree")
+		if _, err := gitcli.Sync(context.Background(), r.Dir, r.Base, dir, 0); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("files=%d/base-head", n+n/5), func(b *testing.B) {
+			defer cpu(b)()
+			i := 0
+			for b.Loop() {
+				sha := r.Head
+				if i%2 == 1 {
+					sha = r.Base
+				}
+				i++
+				if _, err := gitcli.Sync(context.Background(), r.Dir, sha, dir, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("files=%d/same", n+n/5), func(b *testing.B) {
+			if _, err := gitcli.Sync(context.Background(), r.Dir, r.Base, dir, 0); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			defer cpu(b)()
+			for b.Loop() {
+				if _, err := gitcli.Sync(context.Background(), r.Dir, r.Base, dir, 0); err != nil {
 					b.Fatal(err)
 				}
 			}
