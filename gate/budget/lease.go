@@ -274,9 +274,15 @@ func (x *Leaser) Reserve(ctx context.Context, r ReserveRequest) (Reservation, er
 	if r.Amount < 0 {
 		return Reservation{}, fmt.Errorf("budget: negative reservation %d", r.Amount)
 	}
-	ver, stopped, err := x.planVersion(ctx, r.PlanID)
-	if err != nil {
-		return Reservation{}, err
+	var ver int64
+	var stopped bool
+	if pr := r.PlanRead; pr != nil {
+		ver, stopped = pr.Version, pr.Stopped
+	} else {
+		var err error
+		if ver, stopped, err = x.planVersion(ctx, r.PlanID); err != nil {
+			return Reservation{}, err
+		}
 	}
 	k := leaseKey{r.PlanID, r.RunID}
 	x.mu.Lock()
@@ -564,6 +570,13 @@ func (x *Leaser) sweeper() {
 			_, _ = x.Recover(context.Background())
 		}
 	}
+}
+
+// ReleasePlan retires this process's leases on a plan and waits until what
+// they do not hold for calls in flight is released.
+func (x *Leaser) ReleasePlan(ctx context.Context, planID string) error {
+	x.retirePlan(planID)
+	return x.Flush(ctx)
 }
 
 // retirePlan retires every lease of this process on a plan.

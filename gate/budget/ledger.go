@@ -80,6 +80,17 @@ type ReserveRequest struct {
 	Ceiling  int64 // per-request ceiling, nano-USD (<= 0: none)
 	CacheHit bool
 	Degraded bool // routed to the local model by degrade_to_local
+	// PlanRead, when set, is the plan's version and stop latch as the caller
+	// read them for this call (the gateway reads them with the run key, in
+	// the same query); a Leaser then does not read them again.
+	PlanRead *PlanRead
+}
+
+// PlanRead is what admission in memory needs to know of a plan's current
+// state: whether it changed since a lease was granted, and its stop latch.
+type PlanRead struct {
+	Version int64
+	Stopped bool
 }
 
 // Reservation is the ledger's answer to a ReserveRequest.

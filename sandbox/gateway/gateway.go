@@ -79,6 +79,9 @@ func New(o Options) (*Gateway, error) {
 	if o.Config.Cache.Enabled {
 		g.cache = newResponseCache(o.Config.Cache)
 	}
+	if ls, ok := o.Ledger.(leaseStats); ok {
+		g.metrics.registerLeases(ls)
+	}
 	g.orgCaps, g.repoCaps = o.Config.capLimits()
 	timeout, _ := time.ParseDuration(o.Config.UpstreamTimeout)
 	g.timeout = timeout
@@ -135,6 +138,9 @@ func (g *Gateway) serveRunStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.pending.wait(r.Context(), rk.PlanID)
+	if f, ok := g.ledger.(flusher); ok {
+		_ = f.Flush(r.Context())
+	}
 	ps, err := g.ledger.Status(r.Context(), rk.PlanID)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "budget_unavailable", "the budget ledger is unavailable", nil)
@@ -158,6 +164,7 @@ type stateKey struct{}
 // callState follows one call from admission to settlement.
 type callState struct {
 	plan, run    string
+	planRead     *budget.PlanRead // read with the run key
 	target       *Upstream
 	rest         string
 	api          API
@@ -280,7 +287,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "cannot read the request body", nil)
 		return
 	}
-	st := &callState{plan: rk.PlanID, run: rk.RunID, target: up, rest: rest, api: api, start: start}
+	st := &callState{plan: rk.PlanID, run: rk.RunID, planRead: rk.Plan, target: up, rest: rest, api: api, start: start}
 	if free {
 		st.local = true // nothing to meter
 		g.forward(w, r, st, body)
@@ -359,7 +366,7 @@ func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, st *callStat
 	}
 
 	res, err := g.ledger.Reserve(ctx, budget.ReserveRequest{PlanID: st.plan, RunID: st.run, Provider: g.provider(st), Model: call.Model,
-		Amount: worst, OrgCaps: g.orgCaps, RepoCaps: g.repoCaps, Ceiling: g.ceiling, Degraded: st.degraded})
+		Amount: worst, OrgCaps: g.orgCaps, RepoCaps: g.repoCaps, Ceiling: g.ceiling, Degraded: st.degraded, PlanRead: st.planRead})
 	if err != nil {
 		g.log.Error("gateway: reservation failed", "plan_id", st.plan, "run_id", st.run, "model", call.Model, "err", err)
 		if errors.Is(err, budget.ErrUnknownPlan) {
@@ -399,6 +406,11 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, st *callState, r
 	case budget.ApprovalRequired:
 		g.log.Warn("gateway: approval required", logAttrs...)
 		writeError(w, http.StatusForbidden, "budget_approval_required", "approval required: "+v.Reason, func(d *apiErrorDetail) { d.Ratio = &ratio })
+		return false
+	case budget.Busy:
+		g.log.Info("gateway: budget busy", logAttrs...)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "budget_busy", v.Reason, func(d *apiErrorDetail) { d.Ratio = &ratio })
 		return false
 	case budget.HardStop:
 		g.log.Warn("gateway: budget exceeded", logAttrs...)
@@ -446,7 +458,7 @@ func (g *Gateway) maybeDegrade(ctx context.Context, st *callState, worst int64) 
 
 func (g *Gateway) serveCacheHit(w http.ResponseWriter, r *http.Request, st *callState, e cacheEntry) {
 	ctx := r.Context()
-	res, err := g.ledger.Reserve(ctx, budget.ReserveRequest{PlanID: st.plan, RunID: st.run, Provider: g.provider(st), Model: st.call.Model, CacheHit: true, Degraded: st.degraded})
+	res, err := g.ledger.Reserve(ctx, budget.ReserveRequest{PlanID: st.plan, RunID: st.run, Provider: g.provider(st), Model: st.call.Model, CacheHit: true, Degraded: st.degraded, PlanRead: st.planRead})
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "budget_unavailable", "the budget ledger is unavailable; the call is refused (fail closed)", nil)
 		return
@@ -454,9 +466,13 @@ func (g *Gateway) serveCacheHit(w http.ResponseWriter, r *http.Request, st *call
 	if !g.admit(w, r, st, res) {
 		return
 	}
-	if err := g.ledger.Settle(context.WithoutCancel(ctx), budget.Settlement{ReservationID: res.ID, Outcome: budget.OutcomeCacheHit, Detail: "response cache"}); err != nil {
-		g.log.Error("gateway: settle cache hit", "plan_id", st.plan, "err", err)
-	}
+	g.pending.add(st)
+	go func() {
+		defer g.pending.done(st)
+		if err := g.settleWith(context.WithoutCancel(ctx), st, budget.Settlement{ReservationID: res.ID, Outcome: budget.OutcomeCacheHit, Detail: "response cache"}); err != nil {
+			g.log.Error("gateway: settle cache hit", "plan_id", st.plan, "err", err)
+		}
+	}()
 	g.metrics.requests.WithLabelValues(g.provider(st), string(budget.OutcomeCacheHit)).Inc()
 	w.Header().Set("Content-Type", e.contentType)
 	w.Header().Set("X-Agentgate-Cache", "hit")
@@ -590,6 +606,17 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	writeError(w, http.StatusBadGateway, "upstream_unreachable", "the provider could not be reached or did not answer in time", nil)
 }
 
+// settleWith hands s to the ledger — from then on the plan's next admission
+// is judged on it — and waits until it is written.
+func (g *Gateway) settleWith(ctx context.Context, st *callState, s budget.Settlement) error {
+	if a, ok := g.ledger.(asyncSettler); ok {
+		wait := a.SettleAsync(ctx, s)
+		g.pending.handed(st)
+		return wait()
+	}
+	return g.ledger.Settle(ctx, s)
+}
+
 // settle replaces the reservation by what the call really cost. It runs
 // deferred, so it also runs when the client hangs up mid-stream (the proxy
 // then aborts the handler with a panic).
@@ -653,7 +680,7 @@ func (g *Gateway) settle(ctx context.Context, st *callState) {
 		g.log.Warn("gateway: a call cost more than its reservation; raise estimate_margin", "plan_id", st.plan, "run_id", st.run,
 			"model", st.call.Model, "reserved_nano_usd", st.reserved, "cost_nano_usd", s.Cost, "estimated_input_tokens", st.inputTokens, "input_tokens", u.Input)
 	}
-	if err := g.ledger.Settle(ctx, s); err != nil {
+	if err := g.settleWith(ctx, st, s); err != nil {
 		// The reservation stays held: money is never released on doubt.
 		g.log.Error("gateway: settlement failed; the reservation stays held", "plan_id", st.plan, "run_id", st.run, "reservation", st.reservation, "err", err)
 	}

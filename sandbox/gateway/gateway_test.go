@@ -31,6 +31,7 @@ type rig struct {
 	gw     *Gateway
 	keys   *Keys
 	ledger *budget.StoreLedger
+	leaser *budget.Leaser // nil with rigOpts.perCall
 	stops  []string
 	warns  []string
 	mu     sync.Mutex
@@ -39,6 +40,7 @@ type rig struct {
 type rigOpts struct {
 	dialect store.Dialect
 	extra   string // appended to gateway.yaml
+	perCall bool   // the plain store ledger: one durable reservation per call, no leases
 }
 
 func newRig(t testing.TB, o rigOpts) *rig {
@@ -53,8 +55,22 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	if r.keys, err = NewKeys(ctx, st); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { r.keys.Close() })
 	if r.ledger, err = budget.NewStoreLedger(ctx, st, nil); err != nil {
 		t.Fatal(err)
+	}
+	var ledger budget.Ledger = r.ledger
+	if !o.perCall {
+		if r.leaser, err = budget.NewLeaser(ctx, r.ledger, budget.LeaseOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		ledger = r.leaser
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = r.gw.Flush(ctx)
+			_ = r.leaser.Close(ctx)
+		})
 	}
 	yml := fmt.Sprintf(`
 upstreams:
@@ -67,7 +83,7 @@ upstreams:
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.gw, err = New(Options{Config: cfg, Keys: r.keys, Ledger: r.ledger, OnStop: func(_ context.Context, plan, run, reason string) {
+	r.gw, err = New(Options{Config: cfg, Keys: r.keys, Ledger: ledger, OnStop: func(_ context.Context, plan, run, reason string) {
 		r.mu.Lock()
 		r.stops = append(r.stops, plan+"/"+run)
 		r.mu.Unlock()
@@ -152,9 +168,16 @@ func (r *rig) totals(run string) (budget.RunTotals, error) {
 	return r.ledger.RunTotals(context.Background(), run)
 }
 
+// status returns a plan's state once every call settled and this
+// gateway's leases on the plan gave back what they do not use.
 func (r *rig) status(plan string) budget.PlanStatus {
 	r.t.Helper()
 	r.flush()
+	if r.leaser != nil {
+		if err := r.leaser.ReleasePlan(context.Background(), plan); err != nil {
+			r.t.Fatal(err)
+		}
+	}
 	p, err := r.ledger.Status(context.Background(), plan)
 	if err != nil {
 		r.t.Fatal(err)

@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/agentgate/agentgate/gate/budget"
 	"github.com/agentgate/agentgate/internal/store"
 )
 
@@ -51,24 +53,61 @@ type RunKey struct {
 	PlanID  string
 	RunID   string
 	Revoked bool
+	// Plan is the plan's state in the budget ledger read with the key (nil
+	// when the plan has no budget there).
+	Plan *budget.PlanRead
 }
 
 // Keys stores run keys hashed (SHA-256): the store never holds a usable key.
 type Keys struct {
-	st     *store.Store
-	lookup *sql.Stmt // prepared once: key checks are on every call's path
+	st        *store.Store
+	read      *sql.DB
+	closeRead func() error
+
+	mu     sync.Mutex
+	lookup *sql.Stmt // prepared at first use: key checks are on every call's path
 }
 
-// NewKeys migrates the key table and returns the key store.
+// NewKeys migrates the key table and returns the key store. Keys are looked
+// up on every call through a read-only handle (budget.OpenReader), so that a
+// check never queues behind a ledger write and a revocation is seen by the
+// next call. The same query reads the key's plan's version and stop latch
+// in the budget ledger (budget.PlanRead), for admission in memory.
 func NewKeys(ctx context.Context, st *store.Store) (*Keys, error) {
 	if err := st.Migrate(ctx, Component, keyMigrations); err != nil {
 		return nil, fmt.Errorf("gateway: migrate the key table: %w", err)
 	}
-	lookup, err := st.DB().PrepareContext(ctx, st.Rebind(`SELECT key_id, key_hash, plan_id, run_id, revoked_at FROM gateway_keys WHERE key_id = ?`))
+	read, closeRead, err := budget.OpenReader(st)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: prepare the key lookup: %w", err)
+		return nil, err
 	}
-	return &Keys{st: st, lookup: lookup}, nil
+	return &Keys{st: st, read: read, closeRead: closeRead}, nil
+}
+
+// lookupStmt prepares the key lookup once the budget ledger's tables exist.
+func (k *Keys) lookupStmt(ctx context.Context) (*sql.Stmt, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.lookup != nil {
+		return k.lookup, nil
+	}
+	s, err := k.read.PrepareContext(ctx, k.st.Rebind(`SELECT k.key_id, k.key_hash, k.plan_id, k.run_id, k.revoked_at, p.version, p.stopped
+		FROM gateway_keys k LEFT JOIN budget_plans p ON p.plan_id = k.plan_id WHERE k.key_id = ?`))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: prepare the key lookup (is the budget ledger migrated?): %w", err)
+	}
+	k.lookup = s
+	return s, nil
+}
+
+// Close releases the key store's read handle.
+func (k *Keys) Close() error {
+	k.mu.Lock()
+	if k.lookup != nil {
+		k.lookup.Close()
+	}
+	k.mu.Unlock()
+	return k.closeRead()
 }
 
 func hashKey(key string) string {
@@ -113,8 +152,13 @@ func (k *Keys) Verify(ctx context.Context, key string) (RunKey, error) {
 	id := rest[:12]
 	var rk RunKey
 	var stored, revokedAt string
-	err := k.lookup.QueryRowContext(ctx, id).
-		Scan(&rk.ID, &stored, &rk.PlanID, &rk.RunID, &revokedAt)
+	var version, stopped sql.NullInt64
+	lookup, err := k.lookupStmt(ctx)
+	if err != nil {
+		return RunKey{}, err
+	}
+	err = lookup.QueryRowContext(ctx, id).
+		Scan(&rk.ID, &stored, &rk.PlanID, &rk.RunID, &revokedAt, &version, &stopped)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Compare anyway so that unknown ids take as long as known ones.
 		subtle.ConstantTimeCompare([]byte(hashKey(key)), []byte(hashKey("")))
@@ -128,6 +172,9 @@ func (k *Keys) Verify(ctx context.Context, key string) (RunKey, error) {
 	}
 	if revokedAt != "" {
 		return RunKey{}, ErrBadKey
+	}
+	if version.Valid && stopped.Valid {
+		rk.Plan = &budget.PlanRead{Version: version.Int64, Stopped: stopped.Int64 != 0}
 	}
 	return rk, nil
 }

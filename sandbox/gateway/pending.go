@@ -4,13 +4,19 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/agentgate/agentgate/gate/budget"
 )
 
-// pendingSettles tracks settlements still being written after their
-// response has been delivered. Settlement is off the client's path, but a
-// plan's next admission waits for the settlements of that plan pending when
-// it arrives, so every call is judged on its predecessors' real cost (their
-// reservations are held until then, so not waiting could only refuse more).
+// pendingSettles tracks settlements after their response has been
+// delivered. Settlement is off the client's path, but a plan's next
+// admission waits until the settlements of that plan pending when it arrives
+// are handed to the ledger, so every call is judged on its predecessors'
+// real cost (their reservations are held until then, so not waiting could
+// only refuse more). With a leasing ledger a settlement is handed over as
+// soon as its cost is known (its lease counts it in memory at once) and the
+// wait is for microseconds; with a plain ledger it is handed over once it is
+// written.
 type pendingSettles struct {
 	mu     sync.Mutex
 	byPlan map[string]map[*callState]chan struct{}
@@ -37,7 +43,9 @@ func (p *pendingSettles) add(st *callState) {
 	p.wg.Add(1)
 }
 
-func (p *pendingSettles) done(st *callState) {
+// handed marks st's settlement accounted by the ledger: admissions stop
+// waiting for it.
+func (p *pendingSettles) handed(st *callState) {
 	p.mu.Lock()
 	if m := p.byPlan[st.plan]; m != nil {
 		if ch, ok := m[st]; ok {
@@ -49,6 +57,11 @@ func (p *pendingSettles) done(st *callState) {
 		}
 	}
 	p.mu.Unlock()
+}
+
+// done marks st's settlement written (or failed).
+func (p *pendingSettles) done(st *callState) {
+	p.handed(st)
 	p.wg.Done()
 }
 
@@ -83,8 +96,22 @@ func (g *Gateway) Flush(ctx context.Context) error {
 	go func() { g.pending.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if f, ok := g.ledger.(flusher); ok {
+		return f.Flush(ctx)
+	}
+	return nil
+}
+
+// flusher is a ledger that writes in the background (budget.Leaser).
+type flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// asyncSettler is a ledger that accounts a settlement at once and writes it
+// later (budget.Leaser).
+type asyncSettler interface {
+	SettleAsync(ctx context.Context, s budget.Settlement) (wait func() error)
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -244,7 +245,7 @@ func countTokens(encoding string, margin float64, texts []string, images int64) 
 			n += 4
 			continue
 		}
-		k, err := cd.Count(s)
+		k, err := tokenCounts.count(name, cd, s)
 		if err != nil {
 			return 0, err
 		}
@@ -272,4 +273,51 @@ func outputTokensOf(encoding string, margin float64, m *meter) int64 {
 		n += extra
 	}
 	return max(n, 0)
+}
+
+// tokenCounts remembers the token counts of texts seen before. An agent
+// re-sends its whole conversation (system prompt, tool definitions, earlier
+// turns) with every call, so after the first call only the new turns are
+// tokenized. Texts are keyed by their SHA-256 (no text is kept), short ones
+// are not cached (counting them is cheaper than hashing), and the cache is
+// bounded: when full it is emptied.
+var tokenCounts = &countCache{m: map[countKey]int{}}
+
+const (
+	countCacheMin     = 256  // bytes: shorter texts are counted every time
+	countCacheEntries = 8192 // entries kept at most
+)
+
+type countKey struct {
+	enc string
+	sum [sha256.Size]byte
+}
+
+type countCache struct {
+	mu sync.Mutex
+	m  map[countKey]int
+}
+
+func (c *countCache) count(enc string, cd tokenizer.Codec, s string) (int, error) {
+	if len(s) < countCacheMin {
+		return cd.Count(s)
+	}
+	k := countKey{enc: enc, sum: sha256.Sum256([]byte(s))}
+	c.mu.Lock()
+	n, ok := c.m[k]
+	c.mu.Unlock()
+	if ok {
+		return n, nil
+	}
+	n, err := cd.Count(s)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	if len(c.m) >= countCacheEntries {
+		clear(c.m)
+	}
+	c.m[k] = n
+	c.mu.Unlock()
+	return n, nil
 }
