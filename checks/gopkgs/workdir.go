@@ -3,6 +3,7 @@ package gopkgs
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -30,50 +31,81 @@ func (w *WorkTree) Release() { w.release() }
 // the commit with gitcli.Sync, which verifies every file left by the
 // previous evaluation by content and rewrites only what differs (creating
 // files is most of an export's cost). A busy stable directory (another
-// evaluation of the same repository) falls back to a fresh temp dir.
+// evaluation of the same repository), or one that cannot be repaired
+// (earlier code left entries that cannot be removed), falls back to a
+// fresh temp dir, so a hostile tree cannot block later evaluations.
 func Export(ctx context.Context, root, repo, role, sha string) (*WorkTree, error) {
 	abs, err := filepath.Abs(repo)
 	if err != nil {
 		return nil, err
 	}
 	base := filepath.Join(root, "work", basecache.Key(abs)[:16], role)
-	stable := true
-	w, err := lockedWorkTree(base)
-	if err != nil {
-		stable = false
-		tmp, terr := os.MkdirTemp("", "agentgate-work-")
-		if terr != nil {
-			return nil, fmt.Errorf("make work dir: %w", terr)
+	if w, err := lockedWorkTree(base); err == nil {
+		err := prepareStable(ctx, w, repo, role, sha)
+		if err == nil {
+			return w, nil
 		}
-		w = &WorkTree{Dir: filepath.Join(tmp, "tree"), Scratch: filepath.Join(tmp, "scratch"), release: func() { os.RemoveAll(tmp) }}
-	}
-	if err := os.RemoveAll(w.Scratch); err != nil {
 		w.release()
-		return nil, fmt.Errorf("clean work dir: %w", err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("export %s %s: %w", role, sha, err)
+		}
+		Logf(ctx, "work tree %s: %v; using a temporary one", role, err)
 	}
+	tmp, err := os.MkdirTemp("", "agentgate-work-")
+	if err != nil {
+		return nil, fmt.Errorf("make work dir: %w", err)
+	}
+	w := &WorkTree{Dir: filepath.Join(tmp, "tree"), Scratch: filepath.Join(tmp, "scratch"), release: func() { _ = ForceRemoveAll(tmp) }}
 	if err := os.MkdirAll(w.Scratch, 0o755); err != nil {
 		w.release()
 		return nil, fmt.Errorf("make work dir: %w", err)
-	}
-	if stable {
-		st, err := gitcli.Sync(ctx, repo, sha, w.Dir, MaxExportFile)
-		if err == nil {
-			Logf(ctx, "work tree %s at %s: %d kept, %d written, %d removed", role, sha, st.Kept, st.Written, st.Removed)
-			return w, nil
-		}
-		if ctx.Err() != nil {
-			w.release()
-			return nil, fmt.Errorf("export %s %s: %w", role, sha, err)
-		}
-		Logf(ctx, "work tree %s: sync failed, exporting afresh: %v", role, err)
-	}
-	if err := os.RemoveAll(w.Dir); err != nil {
-		w.release()
-		return nil, fmt.Errorf("clean work dir: %w", err)
 	}
 	if err := gitcli.Export(ctx, repo, sha, w.Dir, MaxExportFile); err != nil {
 		w.release()
 		return nil, fmt.Errorf("export %s %s: %w", role, sha, err)
 	}
 	return w, nil
+}
+
+// prepareStable empties the scratch dir and brings the tree to sha: a
+// verified sync, else a fresh export.
+func prepareStable(ctx context.Context, w *WorkTree, repo, role, sha string) error {
+	if err := ForceRemoveAll(w.Scratch); err != nil {
+		return fmt.Errorf("clean the scratch dir: %w", err)
+	}
+	if err := os.MkdirAll(w.Scratch, 0o755); err != nil {
+		return fmt.Errorf("make the scratch dir: %w", err)
+	}
+	st, err := gitcli.Sync(ctx, repo, sha, w.Dir, MaxExportFile)
+	if err == nil {
+		Logf(ctx, "work tree %s at %s: %d kept, %d written, %d removed", role, sha, st.Kept, st.Written, st.Removed)
+		return nil
+	}
+	if ctx.Err() != nil {
+		return err
+	}
+	Logf(ctx, "work tree %s: sync failed, exporting afresh: %v", role, err)
+	if err := ForceRemoveAll(w.Dir); err != nil {
+		return fmt.Errorf("clean the work tree: %w", err)
+	}
+	if err := gitcli.Export(ctx, repo, sha, w.Dir, MaxExportFile); err != nil {
+		return fmt.Errorf("export %s %s: %w", role, sha, err)
+	}
+	return nil
+}
+
+// ForceRemoveAll removes dir like os.RemoveAll, first giving its owner
+// back the permissions earlier code may have taken away (a directory
+// made unreadable or unwritable by a test).
+func ForceRemoveAll(dir string) error {
+	if err := os.RemoveAll(dir); err == nil {
+		return nil
+	}
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if d != nil && d.IsDir() {
+			_ = os.Chmod(p, 0o700) // before WalkDir reads it
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
 }
