@@ -23,12 +23,13 @@ it to the real cost afterwards. These commands read and steer that ledger.
 
 Thresholds come from the plan (budget.warn_ratio, escalate_ratio, stop_ratio;
 default 70 / 90 / 100 %) and are judged on projected spend: settled cost plus
-the reservations of calls in flight plus the next call's worst case.`,
+what is reserved (budget leases of gateway processes and single calls in
+flight) plus the next call's worst case.`,
 		Example: `  agentgate budget show PLAN-42 --config gateway.yaml
   agentgate budget approve PLAN-42 --as alice --config gateway.yaml
   agentgate budget resume PLAN-42 --as alice --config gateway.yaml`,
 	}
-	cmd.AddCommand(newBudgetShowCmd(), newBudgetApproveCmd(), newBudgetResumeCmd())
+	cmd.AddCommand(newBudgetShowCmd(), newBudgetApproveCmd(), newBudgetResumeCmd(), newBudgetRecoverCmd())
 	return cmd
 }
 
@@ -38,8 +39,10 @@ func newBudgetShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show PLAN_ID",
 		Short: "Show a plan's budget, spend, reservations and state",
-		Long: `Show a plan's budget: the limit, what is spent (settled), what calls in flight
-have reserved, the ratio of both to the limit, the thresholds, and whether the
+		Long: `Show a plan's budget: the limit, what is spent (settled), what is reserved and by
+whom (open budget leases of gateway processes, which cover the calls they
+admitted in memory, and single calls in flight), expired leases awaiting their
+charge, the ratio of both to the limit, the thresholds, and whether the
 plan warned, awaits approval, was approved (by whom) or is stopped. Exits 3 when
 the plan is stopped (STOP_BUDGET_EXCEEDED), so scripts can test it.`,
 		Example: "  agentgate budget show PLAN-42 --config gateway.yaml\n  agentgate budget show PLAN-42 --db postgres://gate@db/agentgate --json",
@@ -80,8 +83,12 @@ the plan is stopped (STOP_BUDGET_EXCEEDED), so scripts can test it.`,
 				fmt.Fprintf(out, "repo       %s\n", p.Repo)
 			}
 			fmt.Fprintf(out, "limit      %s\n", budget.FormatUSD(p.Limit))
-			fmt.Fprintf(out, "spent      %s\n", budget.FormatUSD(p.Spent))
-			fmt.Fprintf(out, "reserved   %s (calls in flight)\n", budget.FormatUSD(p.Reserved))
+			fmt.Fprintf(out, "spent      %s (settled)\n", budget.FormatUSD(p.Spent))
+			fmt.Fprintf(out, "reserved   %s (not spent: %s held by %d open budget lease(s) of gateway processes, covering the calls they admitted; %s by single calls in flight)\n",
+				budget.FormatUSD(p.Reserved), budget.FormatUSD(p.Leased), p.OpenLeases, budget.FormatUSD(p.Reserved-p.Leased))
+			if p.ExpiredLeases > 0 {
+				fmt.Fprintf(out, "expired    %d lease(s) whose gateway stopped without settling: charged in full as spent by the next recovery (agentgate budget recover %s)\n", p.ExpiredLeases, p.ID)
+			}
 			fmt.Fprintf(out, "used       %.1f%%\n", 100*p.Ratio)
 			esc := "none"
 			if p.Ratios.Escalate > 0 {
@@ -171,5 +178,43 @@ call that does not fit stops the plan again. Recorded in the audit log.`,
 	}
 	sf.add(cmd)
 	cmd.Flags().StringVar(&as, "as", "", "name of the human resuming the plan (recorded in the audit log)")
+	return cmd
+}
+
+func newBudgetRecoverCmd() *cobra.Command {
+	var sf gatewayStoreFlags
+	cmd := &cobra.Command{
+		Use:   "recover [PLAN_ID]",
+		Short: "Charge expired budget leases of gateway processes that died",
+		Long: `A gateway admits calls against a budget lease: a block of the plan's budget it
+reserved durably. If the gateway dies (kill -9, a crash) before its calls are
+settled, their cost is unknown: the lease stays open and keeps its whole
+outstanding amount reserved. Once it has expired (its admission window, plus the
+upstream timeout, plus a minute: every call it admitted has ended) the next
+recovery charges that amount in full as spent (fail closed) and closes it, with
+an "orphan" entry in the ledger. Running gateways recover expired leases every
+30 seconds and at start; this command does it now, for one plan or all.`,
+		Example: "  agentgate budget recover --config gateway.yaml\n  agentgate budget recover PLAN-42 --db postgres://gate@db/agentgate",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			plan := ""
+			if len(args) == 1 {
+				plan = args[0]
+			}
+			ctx := cmd.Context()
+			l, closeStore, err := sf.openLedger(ctx)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			n, err := l.RecoverLeases(ctx, plan)
+			if err != nil {
+				return withCode(exitFail, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "charged %d expired lease(s) in full\n", n)
+			return nil
+		},
+	}
+	sf.add(cmd)
 	return cmd
 }

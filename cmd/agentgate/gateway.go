@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,15 +10,20 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/agentgate/agentgate/gate/audit"
 	"github.com/agentgate/agentgate/gate/budget"
+	agh "github.com/agentgate/agentgate/hooks/github"
 	"github.com/agentgate/agentgate/internal/store"
 	"github.com/agentgate/agentgate/policies"
 	"github.com/agentgate/agentgate/sandbox/gateway"
@@ -90,7 +96,9 @@ bound to its plan, and reaches only the upstreams of gateway.yaml.
 Before each call the gateway estimates its worst-case cost (offline tokenizer for
 OpenAI models, a documented margin for Anthropic, plus max_tokens or the
 configured cap) and reserves it atomically against the plan's budget and the
-monthly caps. At the plan's warning ratio (default 70 %) responses carry
+monthly caps: in blocks (budget leases, granted by one durable transaction and
+never spanning a threshold; calls that fit are admitted in memory) or, at a
+threshold, call by call. Settlements are group-committed. At the plan's warning ratio (default 70 %) responses carry
 X-Budget-Warning; at the escalation ratio (90 %) calls are refused with 403
 "approval required" until "agentgate budget approve"; a call that would cross
 the stop ratio (100 %) is refused with 429, the plan is stopped and
@@ -128,34 +136,26 @@ the config's JSON Schema.`,
 				return withCode(exitInvalid, err)
 			}
 			defer st.Close()
-			keys, err := gateway.NewKeys(ctx, st)
-			if err != nil {
-				return err
-			}
-			ledger, err := openLedger(ctx, st)
-			if err != nil {
-				return err
-			}
 			logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
-			gw, err := gateway.New(gateway.Options{Config: cfg, Prices: prices, Keys: keys, Ledger: ledger, Logger: logger,
-				OnStop: func(_ context.Context, planID, runID, reason string) {
-					logger.Error("gateway: plan stopped; the run's supervisor must stop the run",
-						"stop_reason", policies.StopBudgetExceeded, "plan_id", planID, "run_id", runID, "reason", reason)
-				}})
+			rt, err := startGateway(ctx, cfg, prices, st, logger, nil)
 			if err != nil {
 				return err
 			}
+			gw := rt.gw
 			network, addr := cfg.ListenNetwork()
 			if network == "unix" {
 				_ = os.Remove(addr) // a stale socket of an earlier run
 			}
 			ln, err := net.Listen(network, addr)
 			if err != nil {
+				rt.close(ctx)
 				return fmt.Errorf("gateway: listen on %s: %w", cfg.Listen, err)
 			}
 			if network == "unix" {
 				// Only the owner (and its group: the sandbox's) may connect.
 				if err := os.Chmod(addr, 0o660); err != nil {
+					ln.Close()
+					rt.close(ctx)
 					return err
 				}
 			}
@@ -163,16 +163,18 @@ the config's JSON Schema.`,
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
 			logger.Info("gateway: listening", "addr", cfg.Listen, "prices", prices.Version, "store", string(st.Dialect()))
+			var serveErr error
 			select {
 			case err := <-errc:
-				return fmt.Errorf("gateway: serve on %s: %w", cfg.Listen, err)
+				serveErr = fmt.Errorf("gateway: serve on %s: %w", cfg.Listen, err)
 			case <-ctx.Done():
 			}
 			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			err = srv.Shutdown(sctx) // lets in-flight calls finish
-			if ferr := gw.Flush(sctx); ferr != nil {
-				logger.Error("gateway: settlements still pending at shutdown; their reservations stay held", "err", ferr)
+			rt.close(sctx)           // settlements written, unused lease parts released
+			if serveErr != nil {
+				return serveErr
 			}
 			return err
 		},
@@ -199,7 +201,7 @@ SHA-256, and revocable. The provider keys never leave the gateway.`,
 
 func newGatewayKeysIssueCmd() *cobra.Command {
 	var sf gatewayStoreFlags
-	var planID, runID, workPlan, repo string
+	var planID, runID, workPlan, repo, pr string
 	var limitUSD float64
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -210,8 +212,10 @@ only its SHA-256 is stored. Give the plan's budget with --work-plan (the
 WORK_PLAN.json from the protected base branch: limit_usd, ratios,
 degrade_to_local) or --limit-usd (default ratios 70/90/100 %); without either
 the plan must already have a budget in the ledger. --repo (owner/name) makes the
-monthly organisation and repository caps apply.`,
-		Example: `  KEY=$(agentgate gateway keys issue --plan PLAN-42 --run run-7 --work-plan WORK_PLAN.json --repo acme/app --config gateway.yaml)
+monthly organisation and repository caps apply. --pr owner/name#N records the pull
+request the run works on: with a github section in gateway.yaml the gateway
+comments there when the plan's budget warns, needs approval or stops.`,
+		Example: `  KEY=$(agentgate gateway keys issue --plan PLAN-42 --run run-7 --work-plan WORK_PLAN.json --repo acme/app --pr acme/app#17 --config gateway.yaml)
   OPENAI_API_KEY=$KEY OPENAI_BASE_URL=http://127.0.0.1:8790/openai/v1 my-agent`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -260,12 +264,16 @@ monthly organisation and repository caps apply.`,
 			if err != nil {
 				return err
 			}
-			key, id, err := keys.Issue(ctx, planID, runID)
+			key, id, err := keys.IssueFor(ctx, planID, runID, pr)
 			if err != nil {
-				return err
+				return withCode(exitInvalid, err)
 			}
 			if asJSON {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]string{"key": key, "key_id": id, "plan_id": planID, "run_id": runID})
+				out := map[string]string{"key": key, "key_id": id, "plan_id": planID, "run_id": runID}
+				if pr != "" {
+					out["pr"] = pr
+				}
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(out)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), key)
 			fmt.Fprintf(cmd.ErrOrStderr(), "run key %s issued for plan %s, run %s (revoke: agentgate gateway keys revoke %s)\n", id, planID, runID, id)
@@ -278,6 +286,7 @@ monthly organisation and repository caps apply.`,
 	cmd.Flags().StringVar(&workPlan, "work-plan", "", "WORK_PLAN.json to take the budget from")
 	cmd.Flags().Float64Var(&limitUSD, "limit-usd", 0, "the plan's budget in USD (default ratios)")
 	cmd.Flags().StringVar(&repo, "repo", "", "owner/name, for the monthly caps")
+	cmd.Flags().StringVar(&pr, "pr", "", "the pull request the run works on, owner/name#NUMBER: the gateway comments there (github section of gateway.yaml) when the plan warns, needs approval or stops")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print key, key_id, plan_id and run_id as JSON")
 	return cmd
 }
@@ -374,4 +383,255 @@ by the gateway, never priced at zero.`,
 	cmd.Flags().StringVar(&configPath, "config", "", "gateway.yaml whose price table to list (default: the built-in table)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the table as JSON")
 	return cmd
+}
+
+// gatewayRuntime is a configured gateway and what it owns.
+type gatewayRuntime struct {
+	gw       *gateway.Gateway
+	keys     *gateway.Keys
+	ledger   *budget.StoreLedger
+	leaser   *budget.Leaser // nil when leases are disabled
+	notifier *prNotifier    // nil without a github section
+	log      *slog.Logger
+}
+
+// startGateway wires a gateway on st: run keys, the budget ledger (with
+// leases unless disabled), the PR notifier (with a github section), and the
+// budget notices. transport reaches the upstreams (nil: the gateway's own).
+func startGateway(ctx context.Context, cfg *gateway.Config, prices *gateway.PriceTable, st *store.Store, logger *slog.Logger, transport http.RoundTripper) (*gatewayRuntime, error) {
+	rt := &gatewayRuntime{log: logger}
+	var err error
+	if rt.keys, err = gateway.NewKeys(ctx, st); err != nil {
+		return nil, err
+	}
+	if rt.ledger, err = openLedger(ctx, st); err != nil {
+		rt.keys.Close()
+		return nil, err
+	}
+	var ledger budget.Ledger = rt.ledger
+	if !cfg.Leases.Disabled {
+		if rt.leaser, err = budget.NewLeaser(ctx, rt.ledger, cfg.LeaseOptions()); err != nil {
+			rt.keys.Close()
+			return nil, err
+		}
+		ledger = rt.leaser
+	}
+	onStop := func(_ context.Context, n gateway.Notice) {
+		// The stop is latched in the ledger: supervisors started with
+		// --budget-db stop the run (agentgate sandbox run).
+		logger.Error("gateway: plan stopped; its runs' supervisors stop them", "stop_reason", policies.StopBudgetExceeded,
+			"plan_id", n.PlanID, "run_id", n.RunID, "reason", n.Verdict.Reason)
+		rt.notifier.notify(n)
+	}
+	notify := func(_ context.Context, n gateway.Notice) { rt.notifier.notify(n) }
+	rt.gw, err = gateway.New(gateway.Options{Config: cfg, Prices: prices, Keys: rt.keys, Ledger: ledger, Logger: logger, Transport: transport,
+		OnStop: onStop, OnWarn: notify, OnEscalate: notify})
+	if err != nil {
+		rt.close(ctx)
+		return nil, err
+	}
+	if cfg.GitHub != nil {
+		if rt.notifier, err = newPRNotifier(ctx, cfg.GitHub, logger, rt.gw.Registerer()); err != nil {
+			rt.close(ctx)
+			return nil, withCode(exitInvalid, err)
+		}
+	}
+	return rt, nil
+}
+
+// close lets settlements finish, releases the unused parts of the leases,
+// waits (until ctx ends) for pending PR comments, and closes the keys.
+func (rt *gatewayRuntime) close(ctx context.Context) {
+	if rt.gw != nil {
+		if err := rt.gw.Flush(ctx); err != nil {
+			rt.log.Error("gateway: settlements still pending at shutdown; their reservations stay held", "err", err)
+		}
+	}
+	if rt.leaser != nil {
+		if err := rt.leaser.Close(ctx); err != nil {
+			rt.log.Error("gateway: releasing the budget leases at shutdown failed; they are charged when they expire", "err", err)
+		}
+	}
+	rt.notifier.close(ctx)
+	rt.keys.Close()
+}
+
+// prNotifier comments on a run's pull request when its plan's budget warns,
+// needs approval or stops: once per plan and threshold. Comments are queued
+// and posted by one goroutine, never on a call's path. The GitHub client
+// retries transient failures itself; a post that still fails is logged and
+// tried again later (up to notifyAttempts times). Before posting, the
+// pull request's comments are searched for the notice's marker, so a
+// retry after an answer that got lost, another gateway process or a restart
+// never posts it twice.
+type prNotifier struct {
+	client *agh.Client
+	log    *slog.Logger
+	queue  chan gateway.Notice
+	done   chan struct{}
+	retry  []time.Duration
+
+	mu     sync.Mutex
+	sent   map[string]bool // plan and kind: posted or queued
+	closed bool
+}
+
+const notifyQueue = 256
+
+var notifyRetry = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
+
+func newPRNotifier(ctx context.Context, gc *gateway.GitHubConfig, logger *slog.Logger, reg prometheus.Registerer) (*prNotifier, error) {
+	key, err := appPrivateKey(ctx, gc)
+	if err != nil {
+		return nil, err
+	}
+	m, err := agh.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	app, err := agh.New(agh.Config{AppID: gc.AppID, PrivateKey: key, APIURL: gc.APIURL, Metrics: m})
+	if err != nil {
+		return nil, err
+	}
+	c, err := app.Installation(gc.InstallationID)
+	if err != nil {
+		return nil, err
+	}
+	p := &prNotifier{client: c, log: logger, queue: make(chan gateway.Notice, notifyQueue), done: make(chan struct{}),
+		retry: notifyRetry, sent: map[string]bool{}}
+	go p.loop()
+	return p, nil
+}
+
+// appPrivateKey reads the App's key from its file (which must not be
+// readable by others) or from the credential helper's standard output.
+func appPrivateKey(ctx context.Context, gc *gateway.GitHubConfig) ([]byte, error) {
+	if gc.PrivateKeyFile != "" {
+		fi, err := os.Stat(gc.PrivateKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("github.private_key_file: %w", err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("github.private_key_file %s is readable by group or others (mode %o): chmod 600 it", gc.PrivateKeyFile, fi.Mode().Perm())
+		}
+		return os.ReadFile(gc.PrivateKeyFile)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var stderr bytes.Buffer
+	c := exec.CommandContext(cctx, gc.PrivateKeyCmd[0], gc.PrivateKeyCmd[1:]...)
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		// The helper's own words, not its output: that would be the key.
+		return nil, fmt.Errorf("github.private_key_command %s: %w: %s", gc.PrivateKeyCmd[0], err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+// notify queues n's comment; it never blocks.
+func (p *prNotifier) notify(n gateway.Notice) {
+	if p == nil || n.PR == "" {
+		return
+	}
+	k := n.PlanID + "\x00" + n.Kind
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sent[k] || p.closed {
+		return
+	}
+	select {
+	case p.queue <- n:
+		p.sent[k] = true
+	default:
+		p.log.Error("gateway: the PR comment queue is full; notice dropped", "plan_id", n.PlanID, "kind", n.Kind, "pr", n.PR)
+	}
+}
+
+func (p *prNotifier) loop() {
+	defer close(p.done)
+	for n := range p.queue {
+		p.deliver(n)
+	}
+}
+
+// deliver posts n, retrying after the waits of p.retry.
+func (p *prNotifier) deliver(n gateway.Notice) {
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		err := p.post(ctx, n)
+		cancel()
+		if err == nil {
+			return
+		}
+		if attempt >= len(p.retry) {
+			p.log.Error("gateway: cannot comment on the pull request; giving up", "plan_id", n.PlanID, "kind", n.Kind, "pr", n.PR, "err", err)
+			p.mu.Lock()
+			delete(p.sent, n.PlanID+"\x00"+n.Kind) // a later notice of the same kind tries again
+			p.mu.Unlock()
+			return
+		}
+		p.log.Warn("gateway: commenting on the pull request failed; retrying", "plan_id", n.PlanID, "kind", n.Kind, "pr", n.PR,
+			"retry_in", p.retry[attempt].String(), "err", err)
+		time.Sleep(p.retry[attempt])
+	}
+}
+
+func noticeMarker(n gateway.Notice) string {
+	return fmt.Sprintf("<!-- agentgate:budget %s %s -->", n.Kind, n.PlanID)
+}
+
+func (p *prNotifier) post(ctx context.Context, n gateway.Notice) error {
+	repo, number, err := gateway.ParsePR(n.PR)
+	if err != nil {
+		return err
+	}
+	marker := noticeMarker(n)
+	comments, err := p.client.Comments(ctx, repo, number, 1000)
+	if err != nil {
+		return err
+	}
+	for _, c := range comments {
+		if strings.Contains(c.Body, marker) {
+			return nil // posted before (a lost answer, another gateway process, a restart)
+		}
+	}
+	_, err = p.client.CreateComment(ctx, repo, number, noticeBody(n)+"\n\n"+marker)
+	if err == nil {
+		p.log.Info("gateway: commented on the pull request", "plan_id", n.PlanID, "kind", n.Kind, "pr", n.PR)
+	}
+	return err
+}
+
+func noticeBody(n gateway.Notice) string {
+	v := n.Verdict
+	used := fmt.Sprintf("%.1f %% of its %s LLM budget (projected: spent, in flight and the next call's worst case)", 100*v.Ratio, budget.FormatUSD(v.Limit))
+	switch n.Kind {
+	case budget.EventWarn:
+		return fmt.Sprintf("**agentgate: LLM budget warning.** Plan `%s` (run `%s`) is at %s. Calls go on; at the escalation ratio they will need a human's approval.", n.PlanID, n.RunID, used)
+	case budget.EventEscalate:
+		return fmt.Sprintf("**agentgate: LLM budget approval required.** Plan `%s` (run `%s`) reached its escalation ratio at %s. Its LLM calls are refused until an authorized human approves continuing: comment `/approve-budget %s` (or run `agentgate budget approve %s --as NAME`).",
+			n.PlanID, n.RunID, used, n.PlanID, n.PlanID)
+	default:
+		return fmt.Sprintf("**agentgate: LLM budget exhausted (`%s`).** Plan `%s` (run `%s`) is stopped: %s. Every LLM call is refused and the run's supervisor stops the run. To go on, raise `budget.limit_usd` in a reviewed WORK_PLAN.json, then `agentgate budget resume %s --as NAME` and `agentgate sandbox resume`.",
+			policies.StopBudgetExceeded, n.PlanID, n.RunID, v.Reason, n.PlanID)
+	}
+}
+
+// close stops taking notices and waits, until ctx ends, for the queued ones.
+func (p *prNotifier) close(ctx context.Context) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		close(p.queue)
+	}
+	p.mu.Unlock()
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.log.Error("gateway: PR comments still pending at shutdown")
+	}
 }

@@ -4,10 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
@@ -15,6 +23,7 @@ import (
 	"github.com/agentgate/agentgate/gate/budget"
 	"github.com/agentgate/agentgate/internal/store"
 	"github.com/agentgate/agentgate/sandbox/gateway"
+	"github.com/agentgate/agentgate/test/githubdouble"
 )
 
 func runCLI(t *testing.T, args ...string) (string, int) {
@@ -53,16 +62,20 @@ func TestGatewayKeysAndBudgetCommands(t *testing.T) {
 	if out, code := runCLI(t, "gateway", "keys", "issue", "--plan", "PLAN-9", "--run", "r", "--config", cfg); code != exitInvalid || !strings.Contains(out, "unknown plan") {
 		t.Fatalf("a plan without a budget: %d %s", code, out)
 	}
-	out, code := runCLI(t, "gateway", "keys", "issue", "--plan", "PLAN-1", "--run", "run-1", "--work-plan", wp, "--repo", "acme/app", "--config", cfg, "--json")
+	if out, code := runCLI(t, "gateway", "keys", "issue", "--plan", "PLAN-1", "--run", "run-1", "--work-plan", wp, "--pr", "acme/app", "--config", cfg); code != exitInvalid || !strings.Contains(out, "owner/name#NUMBER") {
+		t.Fatalf("a malformed --pr: %d %s", code, out)
+	}
+	out, code := runCLI(t, "gateway", "keys", "issue", "--plan", "PLAN-1", "--run", "run-1", "--work-plan", wp, "--repo", "acme/app", "--pr", "acme/app#17", "--config", cfg, "--json")
 	if code != exitOK {
 		t.Fatalf("issue: %d %s", code, out)
 	}
 	var issued map[string]string
-	if err := json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &issued); err != nil || !strings.HasPrefix(issued["key"], gateway.KeyPrefix) {
+	if err := json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &issued); err != nil || !strings.HasPrefix(issued["key"], gateway.KeyPrefix) || issued["pr"] != "acme/app#17" {
 		t.Fatalf("issue output %q", out)
 	}
 	out, code = runCLI(t, "budget", "show", "PLAN-1", "--db", db)
-	if code != exitOK || !strings.Contains(out, "$2.500000") || !strings.Contains(out, "warn 50%, escalate 90%, stop 100%") || !strings.Contains(out, "degrade") {
+	if code != exitOK || !strings.Contains(out, "$2.500000") || !strings.Contains(out, "warn 50%, escalate 90%, stop 100%") || !strings.Contains(out, "degrade") ||
+		!strings.Contains(out, "held by 0 open budget lease(s)") {
 		t.Fatalf("show: %d %s", code, out)
 	}
 	if out, code := runCLI(t, "budget", "approve", "PLAN-1", "--config", cfg); code != exitInvalid {
@@ -111,6 +124,9 @@ func TestGatewayKeysAndBudgetCommands(t *testing.T) {
 	}
 	if out, code := runCLI(t, "budget", "show", "PLAN-1", "--db", db); code != exitOK {
 		t.Fatalf("show after resume: %d %s", code, out)
+	}
+	if out, code := runCLI(t, "budget", "recover", "--db", db); code != exitOK || !strings.Contains(out, "charged 0 expired lease(s)") {
+		t.Fatalf("recover: %d %s", code, out)
 	}
 	out, code = runCLI(t, "audit", "tail", "--db", db)
 	if code != exitOK || !strings.Contains(out, "budget.approve") || !strings.Contains(out, "alice") {
@@ -169,7 +185,13 @@ upstreams:
   - {name: local, api: openai-compatible, base_url: http://127.0.0.1:11434, local: true, models: [m]}
 cache: {enabled: true, ttl: 5m, max_entries: 10}
 degrade: {upstream: local, model: m}
+leases: {fraction: 0.1, window: 10s}
+github: {app_id: 7, installation_id: 9, private_key_command: [vault, read, -field=pem, secret/app], api_url: https://ghe.example.com/api/v3/}
 `: true,
+		"upstreams:\n  - {name: openai, api: openai, base_url: https://api.openai.com, key_env: K}\nleases: {disabled: true}\n":                     true,
+		"upstreams:\n  - {name: openai, api: openai, base_url: https://api.openai.com, key_env: K}\nleases: {fraction: 1.5}\n":                      false,
+		"upstreams:\n  - {name: openai, api: openai, base_url: https://api.openai.com, key_env: K}\ngithub: {app_id: 7, installation_id: 9}\n":      false,
+		"upstreams:\n  - {name: openai, api: openai, base_url: https://api.openai.com, key_env: K}\ngithub: {app_id: 7, private_key_file: k.pem}\n": false,
 		"upstreams: []\n": false,
 		"upstreams:\n  - {name: openai, api: gemini, base_url: https://x, key_env: K}\n":                                    false,
 		"upstreams:\n  - {name: openai, api: openai, base_url: https://api.openai.com, key_env: K}\nbudget: 1\n":            false,
@@ -188,4 +210,123 @@ degrade: {upstream: local, model: m}
 			t.Errorf("%q: schema %v, loader %v, want valid=%v", text, schemaErr, loadErr, valid)
 		}
 	}
+}
+
+// TestGatewayCommentsOnThePullRequestOncePerThreshold runs the gateway as
+// the command wires it (leases, PR notifier) against an OpenAI double and
+// the GitHub double, and drives a run through warning, approval and stop.
+func TestGatewayCommentsOnThePullRequestOncePerThreshold(t *testing.T) {
+	ctx := context.Background()
+	gh := githubdouble.New(t)
+	gh.AddInstallation(9, "acme/app")
+	// The first comment attempt fails: the client retries it.
+	gh.Inject(githubdouble.Fault{OperationID: "issues/create-comment", Status: 502, Times: 1})
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "app.pem")
+	if err := os.WriteFile(keyFile, gh.PrivateKeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"c1","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":500,"completion_tokens":200,"total_tokens":700}}`)
+	}))
+	defer up.Close()
+	yml := fmt.Sprintf(`store: %s
+upstreams:
+  - {name: openai, api: openai, base_url: %q, key_env: OPENAI_API_KEY}
+github: {app_id: %d, installation_id: 9, private_key_file: %q, api_url: %q}
+`, filepath.Join(dir, "gw.db"), up.URL, gh.AppID, keyFile, gh.APIURL)
+	cfg, err := gateway.ParseConfig([]byte(yml), func(string) string { return "sk-test" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, cfg.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewJSONHandler(&lockedWriter{w: &logs, mu: &logMu}, nil))
+	rt, err := startGateway(ctx, cfg, nil, st, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.close(ctx)
+	if err := rt.ledger.EnsurePlan(ctx, budget.Plan{ID: "PLAN-7", Limit: budget.USDToNano(0.001), Ratios: budget.DefaultRatios, Repo: "acme/app"}); err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := rt.keys.IssueFor(ctx, "PLAN-7", "run-7", "acme/app#17")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(rt.gw.Handler())
+	defer srv.Close()
+	var seq []int
+	for i := 0; i < 12; i++ {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/openai/v1/chat/completions",
+			strings.NewReader(`{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		seq = append(seq, resp.StatusCode)
+		if resp.StatusCode == http.StatusForbidden {
+			if err := rt.ledger.Approve(ctx, "PLAN-7", "alice"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := rt.gw.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Contains(seq, 403) || seq[len(seq)-1] != 429 {
+		t.Fatalf("statuses %v: want an approval and a stop", seq)
+	}
+	want := []string{"budget warning", "approval required", "budget exhausted"}
+	var comments []githubdouble.Comment
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if comments = gh.Comments(); len(comments) >= len(want) {
+			break
+		}
+	}
+	if len(comments) != len(want) {
+		t.Fatalf("%d comments, want %d (one per threshold, the stop once although every later call is refused): %+v", len(comments), len(want), comments)
+	}
+	for i, c := range comments {
+		if c.Repo != "acme/app" || c.Issue != 17 || !strings.Contains(c.Body, want[i]) || !strings.Contains(c.Body, "PLAN-7") || strings.Contains(c.Body, "sk-test") {
+			t.Errorf("comment %d on %s#%d: %s", i, c.Repo, c.Issue, c.Body)
+		}
+	}
+	if !strings.Contains(comments[1].Body, "/approve-budget PLAN-7") {
+		t.Errorf("the approval comment does not say how to approve: %s", comments[1].Body)
+	}
+	// Another gateway process (or this one restarted) does not post again.
+	again, err := newPRNotifier(ctx, cfg.GitHub, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.notify(gateway.Notice{Kind: budget.EventWarn, PlanID: "PLAN-7", RunID: "run-7", PR: "acme/app#17"})
+	again.notify(gateway.Notice{Kind: budget.EventWarn, PlanID: "PLAN-8", RunID: "run-8"}) // no pull request: nothing to post
+	again.close(ctx)
+	if n := len(gh.Comments()); n != len(want) {
+		t.Fatalf("%d comments after a second process notified again, want %d", n, len(want))
+	}
+	if v := gh.Violations(); len(v) > 0 {
+		t.Fatalf("requests GitHub would refuse: %v", v)
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

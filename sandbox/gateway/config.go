@@ -54,6 +54,37 @@ type Config struct {
 	// Degrade names the local upstream and model that plans with
 	// budget.degrade_to_local use past their warning ratio.
 	Degrade *DegradeConfig `yaml:"degrade" json:"degrade,omitempty"`
+	// Leases tunes budget leases (see budget.Leaser).
+	Leases LeaseConfig `yaml:"leases" json:"leases,omitempty"`
+	// GitHub, when set, lets the gateway comment on the pull request a run
+	// key was issued for (gateway keys issue --pr) when its plan warns,
+	// needs approval or stops.
+	GitHub *GitHubConfig `yaml:"github" json:"github,omitempty"`
+}
+
+// LeaseConfig tunes budget leases: a gateway reserves a block of a plan's
+// budget durably, then admits the run's calls against it in memory.
+type LeaseConfig struct {
+	// Disabled reserves every call in its own durable transaction instead.
+	Disabled bool `yaml:"disabled" json:"disabled,omitempty"`
+	// Fraction of a plan's budget one lease takes at most (default 0.05).
+	Fraction float64 `yaml:"fraction" json:"fraction,omitempty"`
+	// Window is how long a lease admits calls (default 30s).
+	Window string `yaml:"window" json:"window,omitempty"`
+	window time.Duration
+}
+
+// GitHubConfig is the GitHub App the gateway comments as. The private key
+// comes from a file (mode 0600) or from a credential helper command that
+// prints the PEM on its standard output.
+type GitHubConfig struct {
+	AppID          int64    `yaml:"app_id" json:"app_id"`
+	InstallationID int64    `yaml:"installation_id" json:"installation_id"`
+	PrivateKeyFile string   `yaml:"private_key_file" json:"private_key_file,omitempty"`
+	PrivateKeyCmd  []string `yaml:"private_key_command" json:"private_key_command,omitempty"`
+	// APIURL defaults to https://api.github.com/ (GitHub Enterprise Server:
+	// https://HOST/api/v3/).
+	APIURL string `yaml:"api_url" json:"api_url,omitempty"`
 }
 
 // MonthlyCaps are USD limits per calendar month (UTC).
@@ -234,6 +265,32 @@ func (c *Config) validate(getenv func(string) string) error {
 	if c.Cache.MaxEntryBytes == 0 {
 		c.Cache.MaxEntryBytes = 1 << 20
 	}
+	if c.Leases.Window == "" {
+		c.Leases.Window = "30s"
+	}
+	lw, err := time.ParseDuration(c.Leases.Window)
+	if err != nil || lw <= 0 {
+		return fmt.Errorf("leases.window %q is not a positive duration", c.Leases.Window)
+	}
+	c.Leases.window = lw
+	if c.Leases.Fraction == 0 {
+		c.Leases.Fraction = 0.05
+	}
+	if !(c.Leases.Fraction > 0 && c.Leases.Fraction <= 1) {
+		return fmt.Errorf("leases.fraction %v must lie in (0, 1]", c.Leases.Fraction)
+	}
+	if g := c.GitHub; g != nil {
+		switch {
+		case g.AppID <= 0:
+			return errors.New("github.app_id must be the App's positive id")
+		case g.InstallationID <= 0:
+			return errors.New("github.installation_id must be the positive id of the App's installation on the repositories of the plans")
+		case (g.PrivateKeyFile == "") == (len(g.PrivateKeyCmd) == 0):
+			return errors.New("github: give the App's private key as private_key_file or private_key_command (not both)")
+		case g.APIURL != "" && !strings.HasPrefix(g.APIURL, "https://") && !strings.HasPrefix(g.APIURL, "http://"):
+			return fmt.Errorf("github.api_url %q must be an http(s) URL", g.APIURL)
+		}
+	}
 	if c.Degrade != nil {
 		u := c.upstream(c.Degrade.Upstream)
 		if u == nil || !u.Local {
@@ -244,6 +301,13 @@ func (c *Config) validate(getenv func(string) string) error {
 		}
 	}
 	return nil
+}
+
+// LeaseOptions returns the budget lease options of the config: a call may
+// run for the upstream timeout before it settles.
+func (c *Config) LeaseOptions() budget.LeaseOptions {
+	d, _ := time.ParseDuration(c.UpstreamTimeout)
+	return budget.LeaseOptions{Fraction: c.Leases.Fraction, Window: c.Leases.window, MaxCall: d}
 }
 
 // ListenNetwork splits Listen into a net.Listen network and address.

@@ -35,6 +35,11 @@ func TestConfigValidationFailsClosed(t *testing.T) {
 		"not YAML":                  "upstreams: [",
 		"relative unix socket":      ok + "listen: unix:gw.sock\n",
 		"listen without a port":     ok + "listen: localhost\n",
+		"lease fraction above 1":    ok + "leases: {fraction: 2}\n",
+		"lease window not a time":   ok + "leases: {window: soon}\n",
+		"github without a key":      ok + "github: {app_id: 1, installation_id: 2}\n",
+		"github with two keys":      ok + "github: {app_id: 1, installation_id: 2, private_key_file: /k.pem, private_key_command: [vault]}\n",
+		"github without install":    ok + "github: {app_id: 1, private_key_file: /k.pem}\n",
 	}
 	for name, doc := range bad {
 		if _, err := ParseConfig([]byte(doc), env); err == nil {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/agentgate/agentgate/gate/budget"
@@ -37,30 +38,49 @@ type Options struct {
 	// that ignores proxy environment variables.
 	Transport http.RoundTripper
 	// OnStop is called when a call is refused because the plan hit its stop
-	// ratio: the run's supervisor must stop the run (fail closed).
-	OnStop func(ctx context.Context, planID, runID, reason string)
-	// OnWarn is called when a call crosses the plan's warning ratio (for a
-	// PR comment through the GitHub App).
-	OnWarn func(ctx context.Context, planID, runID string, v budget.Verdict)
+	// ratio (at the transition and at every refused call after it): the
+	// run's supervisor must stop the run (fail closed). The stop is already
+	// latched in the ledger, where supervisors in other processes read it.
+	OnStop func(ctx context.Context, n Notice)
+	// OnWarn is called when a call crosses the plan's warning ratio, once
+	// per plan (for a PR comment through the GitHub App).
+	OnWarn func(ctx context.Context, n Notice)
+	// OnEscalate is called when a call reaches the plan's escalation ratio
+	// and a human's approval is needed, once until the next approval.
+	OnEscalate func(ctx context.Context, n Notice)
+	// The callbacks run on the call's path: they must return at once (queue
+	// their work).
+}
+
+// Notice is a budget transition a call caused, for the wiring (a PR
+// comment, the run's supervisor).
+type Notice struct {
+	Kind   string // budget.EventWarn, budget.EventEscalate or budget.EventStop
+	PlanID string
+	RunID  string
+	// PR is the pull request of the run key ("owner/name#N"), or "".
+	PR      string
+	Verdict budget.Verdict
 }
 
 // Gateway is the metered reverse proxy.
 type Gateway struct {
-	cfg      *Config
-	prices   *PriceTable
-	keys     KeyVerifier
-	ledger   budget.Ledger
-	log      *slog.Logger
-	proxy    *httputil.ReverseProxy
-	cache    *responseCache
-	metrics  *metrics
-	orgCaps  map[string]int64
-	repoCaps map[string]int64
-	ceiling  int64
-	onStop   func(ctx context.Context, planID, runID, reason string)
-	onWarn   func(ctx context.Context, planID, runID string, v budget.Verdict)
-	pending  *pendingSettles
-	timeout  time.Duration
+	cfg        *Config
+	prices     *PriceTable
+	keys       KeyVerifier
+	ledger     budget.Ledger
+	log        *slog.Logger
+	proxy      *httputil.ReverseProxy
+	cache      *responseCache
+	metrics    *metrics
+	orgCaps    map[string]int64
+	repoCaps   map[string]int64
+	ceiling    int64
+	onStop     func(ctx context.Context, n Notice)
+	onWarn     func(ctx context.Context, n Notice)
+	onEscalate func(ctx context.Context, n Notice)
+	pending    *pendingSettles
+	timeout    time.Duration
 }
 
 // New builds a Gateway from a validated Config.
@@ -69,7 +89,7 @@ func New(o Options) (*Gateway, error) {
 		return nil, errors.New("gateway: Config, Keys and Ledger are required")
 	}
 	g := &Gateway{cfg: o.Config, prices: o.Prices, keys: o.Keys, ledger: o.Ledger, log: o.Logger,
-		metrics: newMetrics(), pending: newPendingSettles(), ceiling: budget.USDToNano(o.Config.RequestCeilingUSD), onStop: o.OnStop, onWarn: o.OnWarn}
+		metrics: newMetrics(), pending: newPendingSettles(), ceiling: budget.USDToNano(o.Config.RequestCeilingUSD), onStop: o.OnStop, onWarn: o.OnWarn, onEscalate: o.OnEscalate}
 	if g.prices == nil {
 		g.prices = BuiltinPrices()
 	}
@@ -108,6 +128,10 @@ func New(o Options) (*Gateway, error) {
 	}
 	return g, nil
 }
+
+// Registerer is the registry /metrics serves, for the wiring's own metrics
+// (the GitHub client's, say).
+func (g *Gateway) Registerer() prometheus.Registerer { return g.metrics.reg }
 
 // Handler serves the proxy, /metrics and /healthz.
 func (g *Gateway) Handler() http.Handler {
@@ -164,6 +188,7 @@ type stateKey struct{}
 // callState follows one call from admission to settlement.
 type callState struct {
 	plan, run    string
+	pr           string           // the run key's pull request
 	planRead     *budget.PlanRead // read with the run key
 	target       *Upstream
 	rest         string
@@ -287,7 +312,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "cannot read the request body", nil)
 		return
 	}
-	st := &callState{plan: rk.PlanID, run: rk.RunID, planRead: rk.Plan, target: up, rest: rest, api: api, start: start}
+	st := &callState{plan: rk.PlanID, run: rk.RunID, pr: rk.PR, planRead: rk.Plan, target: up, rest: rest, api: api, start: start}
 	if free {
 		st.local = true // nothing to meter
 		g.forward(w, r, st, body)
@@ -402,9 +427,18 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, st *callState, r
 	}
 	logAttrs := []any{"plan_id", st.plan, "run_id", st.run, "model", st.call.Model, "decision", v.Decision, "scope", v.Scope, "ratio", v.Ratio}
 	ratio := v.Ratio
+	notice := func(kind string) Notice {
+		return Notice{Kind: kind, PlanID: st.plan, RunID: st.run, PR: st.pr, Verdict: v}
+	}
+	ctx := context.WithoutCancel(r.Context())
 	switch v.Decision {
 	case budget.ApprovalRequired:
 		g.log.Warn("gateway: approval required", logAttrs...)
+		for _, e := range res.Events {
+			if e.Kind == budget.EventEscalate && e.Scope == budget.ScopePlan && g.onEscalate != nil {
+				g.onEscalate(ctx, notice(budget.EventEscalate))
+			}
+		}
 		writeError(w, http.StatusForbidden, "budget_approval_required", "approval required: "+v.Reason, func(d *apiErrorDetail) { d.Ratio = &ratio })
 		return false
 	case budget.Busy:
@@ -421,14 +455,14 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, st *callState, r
 			}
 		})
 		if v.Scope == budget.ScopePlan && g.onStop != nil {
-			g.onStop(context.WithoutCancel(r.Context()), st.plan, st.run, v.Reason)
+			g.onStop(ctx, notice(budget.EventStop))
 		}
 		return false
 	case budget.Warn:
 		st.warning = fmt.Sprintf("%.1f%% of the %s budget (%s)", 100*v.Ratio, v.Scope, budget.FormatUSD(v.Limit))
 		for _, e := range res.Events {
 			if e.Kind == budget.EventWarn && e.Scope == budget.ScopePlan && g.onWarn != nil {
-				g.onWarn(context.WithoutCancel(r.Context()), st.plan, st.run, v)
+				g.onWarn(ctx, notice(budget.EventWarn))
 			}
 		}
 	}

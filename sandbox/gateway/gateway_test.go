@@ -24,17 +24,18 @@ func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
 
 // rig is a gateway on a real store in front of upstream doubles.
 type rig struct {
-	t      testing.TB
-	up     *upstream
-	local  *upstream
-	srv    *httptest.Server
-	gw     *Gateway
-	keys   *Keys
-	ledger *budget.StoreLedger
-	leaser *budget.Leaser // nil with rigOpts.perCall
-	stops  []string
-	warns  []string
-	mu     sync.Mutex
+	t           testing.TB
+	up          *upstream
+	local       *upstream
+	srv         *httptest.Server
+	gw          *Gateway
+	keys        *Keys
+	ledger      *budget.StoreLedger
+	leaser      *budget.Leaser // nil with rigOpts.perCall
+	stops       []string
+	warns       []string
+	escalations []string
+	mu          sync.Mutex
 }
 
 type rigOpts struct {
@@ -83,13 +84,17 @@ upstreams:
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.gw, err = New(Options{Config: cfg, Keys: r.keys, Ledger: ledger, OnStop: func(_ context.Context, plan, run, reason string) {
+	r.gw, err = New(Options{Config: cfg, Keys: r.keys, Ledger: ledger, OnStop: func(_ context.Context, n Notice) {
 		r.mu.Lock()
-		r.stops = append(r.stops, plan+"/"+run)
+		r.stops = append(r.stops, n.PlanID+"/"+n.RunID)
 		r.mu.Unlock()
-	}, OnWarn: func(_ context.Context, plan, run string, v budget.Verdict) {
+	}, OnWarn: func(_ context.Context, n Notice) {
 		r.mu.Lock()
-		r.warns = append(r.warns, plan+"/"+run)
+		r.warns = append(r.warns, n.PlanID+"/"+n.RunID+"@"+n.PR)
+		r.mu.Unlock()
+	}, OnEscalate: func(_ context.Context, n Notice) {
+		r.mu.Lock()
+		r.escalations = append(r.escalations, n.PlanID+"/"+n.RunID)
 		r.mu.Unlock()
 	}})
 	if err != nil {
@@ -110,7 +115,7 @@ func (r *rig) plan(id string, usd float64, mod func(*budget.Plan)) string {
 	if err := r.ledger.EnsurePlan(context.Background(), p); err != nil {
 		r.t.Fatal(err)
 	}
-	key, _, err := r.keys.Issue(context.Background(), id, "run-"+id)
+	key, _, err := r.keys.IssueFor(context.Background(), id, "run-"+id, "acme/app#42")
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -308,8 +313,13 @@ func TestRunKeysAreCheckedRevocableAndBound(t *testing.T) {
 		t.Errorf("a key for another plan: %d %s", res.status, res.body)
 	}
 	rk, err := r.keys.Verify(ctx, key)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || rk.PR != "acme/app#42" || rk.Plan == nil {
+		t.Fatalf("verify: %+v %v", rk, err)
+	}
+	for _, pr := range []string{"acme/app", "acme#1", "acme/app#0", "acme/app#1; rm -rf", "../x/y#1"} {
+		if _, _, err := r.keys.IssueFor(ctx, "p-key", "r", pr); err == nil {
+			t.Errorf("pull request %q accepted", pr)
+		}
 	}
 	if n, err := r.keys.Revoke(ctx, rk.ID, ""); err != nil || n != 1 {
 		t.Fatalf("revoke: %d %v", n, err)
@@ -483,8 +493,11 @@ func TestHighCostPromptLoopIsStoppedAtTheBudget(t *testing.T) {
 	if !warned || len(r.stops) == 0 || r.stops[0] != "p-loop/run-p-loop" {
 		t.Fatalf("warned %v, supervisor told to stop %v", warned, r.stops)
 	}
-	if len(r.warns) != 1 {
-		t.Fatalf("the warning hook (PR comment) fired %d times, want once: %v", len(r.warns), r.warns)
+	if len(r.warns) != 1 || r.warns[0] != "p-loop/run-p-loop@acme/app#42" {
+		t.Fatalf("the warning hook (PR comment) fired %d times, want once with the key's pull request: %v", len(r.warns), r.warns)
+	}
+	if len(r.escalations) != 1 {
+		t.Fatalf("the escalation hook fired %d times, want once: %v", len(r.escalations), r.escalations)
 	}
 	// The run's supervisor, polling with the run key, sees the stop.
 	req, _ := http.NewRequest(http.MethodGet, r.srv.URL+"/agentgate/v1/run", nil)

@@ -10,6 +10,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -42,6 +44,11 @@ CREATE INDEX gateway_keys_run ON gateway_keys (run_id);`,
 	revoked_at TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX gateway_keys_run ON gateway_keys (run_id);`,
+}, {
+	Version:  2,
+	Name:     "pull request of a run key",
+	SQLite:   `ALTER TABLE gateway_keys ADD COLUMN pr TEXT NOT NULL DEFAULT '';`,
+	Postgres: `ALTER TABLE gateway_keys ADD COLUMN pr TEXT NOT NULL DEFAULT '';`,
 }}
 
 // KeyPrefix starts every run key, so that secret scanners can find leaked ones.
@@ -56,6 +63,20 @@ type RunKey struct {
 	// Plan is the plan's state in the budget ledger read with the key (nil
 	// when the plan has no budget there).
 	Plan *budget.PlanRead
+	// PR is the pull request the run works on ("owner/name#N"), or "".
+	PR string
+}
+
+var prRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}#[1-9][0-9]{0,9}$`)
+
+// ParsePR splits "owner/name#N".
+func ParsePR(pr string) (repo string, number int, err error) {
+	if !prRE.MatchString(pr) {
+		return "", 0, fmt.Errorf("gateway: pull request %q must be owner/name#NUMBER", pr)
+	}
+	repo, n, _ := strings.Cut(pr, "#")
+	number, err = strconv.Atoi(n)
+	return repo, number, err
 }
 
 // Keys stores run keys hashed (SHA-256): the store never holds a usable key.
@@ -91,7 +112,7 @@ func (k *Keys) lookupStmt(ctx context.Context) (*sql.Stmt, error) {
 	if k.lookup != nil {
 		return k.lookup, nil
 	}
-	s, err := k.read.PrepareContext(ctx, k.st.Rebind(`SELECT k.key_id, k.key_hash, k.plan_id, k.run_id, k.revoked_at, p.version, p.stopped
+	s, err := k.read.PrepareContext(ctx, k.st.Rebind(`SELECT k.key_id, k.key_hash, k.plan_id, k.run_id, k.revoked_at, k.pr, p.version, p.stopped
 		FROM gateway_keys k LEFT JOIN budget_plans p ON p.plan_id = k.plan_id WHERE k.key_id = ?`))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: prepare the key lookup (is the budget ledger migrated?): %w", err)
@@ -118,8 +139,20 @@ func hashKey(key string) string {
 // Issue creates a run key bound to planID and runID and returns the key (to
 // hand to the run, once) and its id (to revoke it later).
 func (k *Keys) Issue(ctx context.Context, planID, runID string) (key, id string, err error) {
+	return k.IssueFor(ctx, planID, runID, "")
+}
+
+// IssueFor is Issue for a run that works on a pull request (pr
+// "owner/name#N", or ""): the gateway comments there when the plan's budget
+// warns, needs approval or stops.
+func (k *Keys) IssueFor(ctx context.Context, planID, runID, pr string) (key, id string, err error) {
 	if planID == "" || runID == "" {
 		return "", "", errors.New("gateway: a run key needs both a plan id and a run id")
+	}
+	if pr != "" {
+		if _, _, err := ParsePR(pr); err != nil {
+			return "", "", err
+		}
 	}
 	var idb [6]byte
 	var secret [32]byte
@@ -131,8 +164,8 @@ func (k *Keys) Issue(ctx context.Context, planID, runID string) (key, id string,
 	}
 	id = hex.EncodeToString(idb[:])
 	key = KeyPrefix + id + "_" + base64.RawURLEncoding.EncodeToString(secret[:])
-	_, err = k.st.DB().ExecContext(ctx, k.st.Rebind(`INSERT INTO gateway_keys (key_id, key_hash, plan_id, run_id, created_at) VALUES (?, ?, ?, ?, ?)`),
-		id, hashKey(key), planID, runID, time.Now().UTC().Format(time.RFC3339Nano))
+	_, err = k.st.DB().ExecContext(ctx, k.st.Rebind(`INSERT INTO gateway_keys (key_id, key_hash, plan_id, run_id, created_at, pr) VALUES (?, ?, ?, ?, ?, ?)`),
+		id, hashKey(key), planID, runID, time.Now().UTC().Format(time.RFC3339Nano), pr)
 	if err != nil {
 		return "", "", fmt.Errorf("gateway: store the run key: %w", err)
 	}
@@ -158,7 +191,7 @@ func (k *Keys) Verify(ctx context.Context, key string) (RunKey, error) {
 		return RunKey{}, err
 	}
 	err = lookup.QueryRowContext(ctx, id).
-		Scan(&rk.ID, &stored, &rk.PlanID, &rk.RunID, &revokedAt, &version, &stopped)
+		Scan(&rk.ID, &stored, &rk.PlanID, &rk.RunID, &revokedAt, &rk.PR, &version, &stopped)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Compare anyway so that unknown ids take as long as known ones.
 		subtle.ConstantTimeCompare([]byte(hashKey(key)), []byte(hashKey("")))
