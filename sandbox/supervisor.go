@@ -124,6 +124,23 @@ type SupervisorOptions struct {
 	// through NewSupervisor; set KeepVolume to leave it as the agent left it).
 	KeepVolume bool
 	Now        func() time.Time
+	// StopSource, when set, is asked before every tool call, and every
+	// StopPoll while one runs, whether the run must stop for a reason
+	// decided outside the supervisor: the budget ledger's stop of the run's
+	// plan, latched by the LLM gateway in another process. A stop it
+	// reports goes through the same fail-closed sequence as a guardrail's.
+	StopSource StopSource
+	// StopPoll is how often StopSource is asked during a tool call
+	// (default 1s).
+	StopPoll time.Duration
+}
+
+// StopSource reports stops decided outside the supervisor.
+type StopSource interface {
+	// StopRequested returns the reason and detail of a stop, or an empty
+	// reason when the run may go on. An error refuses the next tool call
+	// (fail closed); during a tool call it is retried at the next poll.
+	StopRequested(ctx context.Context) (policies.StopReason, string, error)
 }
 
 // Supervisor enforces a run's guardrails around a Driver: it counts every
@@ -166,6 +183,9 @@ func NewSupervisor(d Driver, name string, g Guardrails, rec StopRecorder, o Supe
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.StopPoll <= 0 {
+		o.StopPoll = time.Second
 	}
 	s := &Supervisor{d: d, g: g, rec: rec, opts: o, name: name}
 	b, err := os.ReadFile(o.StopFile)
@@ -239,6 +259,9 @@ func (s *Supervisor) refusal() error {
 // Start begins the run: a baseline snapshot and file inventory, and the
 // max_runtime watchdog.
 func (s *Supervisor) Start(ctx context.Context) error {
+	if err := s.checkSource(ctx); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped != nil {
@@ -286,8 +309,51 @@ func (s *Supervisor) Close() {
 	}
 }
 
+// checkSource asks the StopSource whether the run must stop, and stops it
+// when so.
+func (s *Supervisor) checkSource(ctx context.Context) error {
+	src := s.opts.StopSource
+	if src == nil || s.Stopped() != nil {
+		return nil
+	}
+	reason, detail, err := src.StopRequested(ctx)
+	if err != nil {
+		return fmt.Errorf("supervisor: cannot learn whether the run was stopped outside the sandbox (%w); refusing the tool call (fail closed)", err)
+	}
+	if reason == "" {
+		return nil
+	}
+	serr := s.stop(ctx, reason, detail)
+	return errors.Join(s.refusalLocked(), serr)
+}
+
+// watchSource polls the StopSource while a tool call runs and stops the run
+// (killing the call) when it reports a stop. It returns when ctx ends.
+func (s *Supervisor) watchSource(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	src := s.opts.StopSource
+	t := time.NewTicker(s.opts.StopPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		reason, detail, err := src.StopRequested(ctx)
+		if err != nil || reason == "" {
+			continue
+		}
+		_ = s.stop(context.WithoutCancel(ctx), reason, detail)
+		return
+	}
+}
+
 // Run runs one tool call under the guardrails.
 func (s *Supervisor) Run(ctx context.Context, spec RunSpec) (Result, error) {
+	if err := s.checkSource(ctx); err != nil {
+		return Result{}, err
+	}
 	s.mu.Lock()
 	if s.stopping {
 		done := s.stopDone
@@ -322,10 +388,23 @@ func (s *Supervisor) Run(ctx context.Context, spec RunSpec) (Result, error) {
 	if spec.Timeout == 0 || spec.Timeout > remaining {
 		spec.Timeout = remaining
 	}
+	var watchDone chan struct{}
+	stopWatch := func() {}
+	if s.opts.StopSource != nil {
+		wctx, cancel := context.WithCancel(ctx)
+		watchDone = make(chan struct{})
+		go s.watchSource(wctx, watchDone)
+		stopWatch = func() { cancel(); <-watchDone }
+	}
 	res, err := s.d.Run(ctx, spec)
+	stopWatch() // a stop the watcher began is complete after this
 	s.mu.Lock()
 	s.last = &res
+	stopped := s.stopped != nil
 	s.mu.Unlock()
+	if stopped {
+		return res, errors.Join(s.refusalLocked(), err)
+	}
 	if err != nil {
 		return res, err
 	}

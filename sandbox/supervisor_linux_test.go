@@ -9,6 +9,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -163,5 +165,97 @@ func TestSupervisorStateSpansProcesses(t *testing.T) {
 	}
 	if stops := readStops(t, rec.Path); len(stops) != 1 {
 		t.Fatalf("%d stops recorded", len(stops))
+	}
+}
+
+// outsideStop is a StopSource the test raises, as the LLM gateway latches
+// a plan's budget stop in the ledger from another process.
+type outsideStop struct {
+	mu     sync.Mutex
+	reason policies.StopReason
+	err    error
+	asked  int
+}
+
+func (o *outsideStop) raise(r policies.StopReason, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.reason, o.err = r, err
+}
+
+func (o *outsideStop) StopRequested(context.Context) (policies.StopReason, string, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.asked++
+	return o.reason, "budget ledger: plan P-1 stopped", o.err
+}
+
+func TestSupervisorStopsARunningCallWhenItsStopSourceSaysSo(t *testing.T) {
+	f := getFixture(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := &outsideStop{}
+	rec := &FileStopRecorder{Path: filepath.Join(dir, "stops.jsonl")}
+	opts := SupervisorOptions{StopFile: filepath.Join(dir, "stopped.json"), StopSource: src, StopPoll: 100 * time.Millisecond}
+	s, err := NewSupervisor(f.d, f.pol.Name, Guardrails{PlanID: "P-1", MaxRuntime: time.Minute}, rec, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(ctx, RunSpec{Wrapper: "probe", Args: []string{probeArg, "whoami"}}); err != nil {
+		t.Fatal(err)
+	}
+	// The source cannot be read: the next tool call is refused, the run is
+	// not stopped.
+	src.raise("", errors.New("database unreachable"))
+	if _, err := s.Run(ctx, RunSpec{Wrapper: "probe", Args: []string{probeArg, "whoami"}}); err == nil || errors.Is(err, ErrStopped) {
+		t.Fatalf("an unreadable stop source: %v, want a refusal without a stop", err)
+	}
+	src.raise("", nil)
+	// A long tool call is killed when the plan is stopped outside.
+	go func() {
+		time.Sleep(700 * time.Millisecond)
+		src.raise(policies.StopBudgetExceeded, nil)
+	}()
+	start := time.Now()
+	_, err = s.Run(ctx, RunSpec{Wrapper: "probe", Args: []string{probeArg, "sleep", "30"}})
+	if !errors.Is(err, ErrStopped) {
+		t.Fatalf("err %v, want ErrStopped", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the call ran %v after the outside stop", d)
+	}
+	ev := s.Stopped()
+	if ev == nil || ev.Reason != policies.StopBudgetExceeded || ev.PlanID != "P-1" || !strings.Contains(ev.Detail, "budget ledger") || ev.Quarantine == "" {
+		t.Fatalf("stop %+v", ev)
+	}
+	assertNoAgentProcesses(t, f)
+	if stops := readStops(t, rec.Path); len(stops) != 1 {
+		t.Fatalf("%d stops recorded, want 1", len(stops))
+	}
+	// A human re-authorizes the sandbox while the budget is still stopped:
+	// the run is stopped again before its first call.
+	s2, err := NewSupervisor(f.d, f.pol.Name, Guardrails{PlanID: "P-1", MaxRuntime: time.Minute}, rec, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Reauthorize(ctx, Authorization{By: "alice", Reason: "try again"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Start(ctx); !errors.Is(err, ErrStopped) {
+		t.Fatalf("start with the budget still stopped: %v", err)
+	}
+	// Once the budget is resumed too, the run goes on.
+	src.raise("", nil)
+	if err := s2.Reauthorize(ctx, Authorization{By: "alice", Reason: "budget raised"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Run(ctx, RunSpec{Wrapper: "probe", Args: []string{probeArg, "whoami"}}); err != nil {
+		t.Fatalf("after both resumes: %v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/agentgate/agentgate/gate/budget"
 	"github.com/agentgate/agentgate/policies"
 	"github.com/agentgate/agentgate/sandbox"
 )
@@ -224,6 +225,7 @@ required: the exit status is 1 when one is missing, and "sandbox run" would refu
 
 func newSandboxRunCmd() *cobra.Command {
 	var f sandboxFlags
+	var bf gatewayStoreFlags
 	var resultPath, dir string
 	var unsupervised bool
 	cmd := &cobra.Command{
@@ -243,6 +245,13 @@ max_tool_calls (STOP_BUDGET_EXCEEDED) and max_files_changed
 snapshotted (quarantine) and rolled back to the run's baseline, the stop is appended
 to STATE-DIR/NAME/stops.jsonl, and every later run is refused until a human runs
 "agentgate sandbox resume". --unsupervised skips this (for test commands).
+
+With --budget-db (or --gateway-config, whose store is used) the run also stops
+when the LLM gateway stops its plan at 100 % of its budget: the plan's stop latch
+in the budget ledger is checked before every tool call and every second while one
+runs; a stopped plan kills the running call and stops the run with
+STOP_BUDGET_EXCEEDED, like a guardrail. A ledger that cannot be read, or that has
+no budget for the plan, refuses the tool call (fail closed).
 
 The JSON result (exit code, signal, limits hit, duration, files written, the
 capabilities report) is written to --result, or to standard error when --result is
@@ -277,7 +286,16 @@ time, file size, disk, or a plan stop).`,
 			var runErr error
 			if plan != nil && !unsupervised {
 				// The plan's guardrails span every `sandbox run` of the plan.
-				sup, err := newSupervisor(pol, plan, th, d)
+				var src sandbox.StopSource
+				if bf.dsn != "" || bf.config != "" {
+					bs, closeStore, err := openBudgetStopSource(ctx, &bf, plan.PlanID)
+					if err != nil {
+						return err
+					}
+					defer closeStore()
+					src = bs
+				}
+				sup, err := newSupervisor(pol, plan, th, d, src)
 				if err != nil {
 					return withCode(exitFail, err)
 				}
@@ -314,12 +332,15 @@ time, file size, disk, or a plan stop).`,
 	cmd.Flags().StringVar(&resultPath, "result", "", "write the JSON result to this file (default: standard error)")
 	cmd.Flags().StringVar(&dir, "dir", "", "working directory, relative to the volume root (default work)")
 	cmd.Flags().BoolVar(&unsupervised, "unsupervised", false, "run without the plan's guardrails (max_runtime, max_tool_calls, max_files_changed); for test commands outside an agent run")
+	cmd.Flags().StringVar(&bf.dsn, "budget-db", "", "the LLM gateway's database, whose budget stop of the plan stops the run: "+dbFlagHelp)
+	cmd.Flags().StringVar(&bf.config, "gateway-config", "", "gateway.yaml whose store is the budget database (instead of --budget-db)")
 	return cmd
 }
 
 // newSupervisor wires the plan's guardrails around the driver; stops are
-// recorded in STATE-DIR/NAME/stops.jsonl and persist across processes.
-func newSupervisor(pol sandbox.Policy, plan *policies.WorkPlan, th *policies.Thread, d sandbox.Driver) (*sandbox.Supervisor, error) {
+// recorded in STATE-DIR/NAME/stops.jsonl and persist across processes. src,
+// when not nil, reports stops decided outside (the budget ledger).
+func newSupervisor(pol sandbox.Policy, plan *policies.WorkPlan, th *policies.Thread, d sandbox.Driver, src sandbox.StopSource) (*sandbox.Supervisor, error) {
 	g, err := sandbox.GuardrailsFromPlan(plan, *th)
 	if err != nil {
 		return nil, err
@@ -327,9 +348,40 @@ func newSupervisor(pol sandbox.Policy, plan *policies.WorkPlan, th *policies.Thr
 	dir := filepath.Dir(pol.Volume.MountPoint)
 	rec := &sandbox.FileStopRecorder{Path: filepath.Join(dir, "stops.jsonl")}
 	return sandbox.NewSupervisor(d, pol.Name, g, rec, sandbox.SupervisorOptions{
-		StopFile:  filepath.Join(dir, "stopped.json"),
-		StateFile: filepath.Join(dir, "supervisor.json"),
+		StopFile:   filepath.Join(dir, "stopped.json"),
+		StateFile:  filepath.Join(dir, "supervisor.json"),
+		StopSource: src,
 	})
+}
+
+// budgetStopSource is the budget ledger's stop latch of the run's plan: the
+// LLM gateway latches it when a call would cross the plan's stop ratio.
+type budgetStopSource struct {
+	l    *budget.StoreLedger
+	plan string
+}
+
+func openBudgetStopSource(ctx context.Context, f *gatewayStoreFlags, planID string) (*budgetStopSource, func() error, error) {
+	l, closeStore, err := f.openLedger(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &budgetStopSource{l: l, plan: planID}, closeStore, nil
+}
+
+// StopRequested implements sandbox.StopSource.
+func (b *budgetStopSource) StopRequested(ctx context.Context) (policies.StopReason, string, error) {
+	p, err := b.l.Status(ctx, b.plan)
+	if errors.Is(err, budget.ErrUnknownPlan) {
+		return "", "", fmt.Errorf("plan %s has no budget in the budget database (issue its run key first: agentgate gateway keys issue --work-plan)", b.plan)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	if p.Stopped {
+		return policies.StopBudgetExceeded, fmt.Sprintf("the LLM gateway stopped plan %s at its budget (%s): %s", b.plan, budget.FormatUSD(p.Limit), p.StopReason), nil
+	}
+	return "", "", nil
 }
 
 func newSandboxResumeCmd() *cobra.Command {
@@ -353,7 +405,7 @@ clock and baseline start over.`,
 			if plan == nil {
 				return withCode(exitInvalid, errors.New("sandbox resume: the thread has no WORK_PLAN.json, so nothing is supervised"))
 			}
-			sup, err := newSupervisor(pol, plan, th, d)
+			sup, err := newSupervisor(pol, plan, th, d, nil)
 			if err != nil {
 				return withCode(exitFail, err)
 			}
