@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +25,7 @@ import (
 
 	"github.com/agentgate/agentgate/gate/budget"
 	"github.com/agentgate/agentgate/internal/store"
+	"github.com/agentgate/agentgate/sandbox"
 	"github.com/agentgate/agentgate/sandbox/gateway"
 	"github.com/agentgate/agentgate/test/githubdouble"
 )
@@ -329,4 +333,174 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// TestSandboxRunStopsWhenTheGatewayStopsItsPlan: a run's tool call is under
+// way in the sandbox (the real binary, as root) when the gateway refuses a
+// call that would cross the plan's budget; the supervisor, reading the
+// budget ledger, kills the call and stops the run until both the budget
+// and the sandbox are resumed by a human.
+func TestSandboxRunStopsWhenTheGatewayStopsItsPlan(t *testing.T) {
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		t.Skip("needs root on Linux: the sandbox mounts images, makes namespaces and switches uid (CI runs as root)")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "agentgate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dash, err := filepath.EvalSymlinks("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := sandbox.HashFile(dash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins := filepath.Join(dir, "wrappers.sha256")
+	if err := os.WriteFile(pins, []byte(sum+"  "+dash+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sh := filepath.Base(dash)
+	thread := filepath.Join(dir, "thread")
+	if err := os.MkdirAll(thread, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(thread, "config.yaml"), []byte(fmt.Sprintf(`apiVersion: agentgate.dev/v1
+kind: Thread
+name: budgetstop
+owner: alice
+runtime:
+  max_runtime: 2m
+  cpu: 1
+  memory: 256Mi
+tools: [%s]
+`, sh)), 0o644)
+	wp, err := os.ReadFile(filepath.Join("..", "..", "examples", "payments-repo", "services", "payments", "WORK_PLAN.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(thread, "WORK_PLAN.json"), wp, 0o644)
+	var plan struct {
+		PlanID string `json:"plan_id"`
+	}
+	if err := json.Unmarshal(wp, &plan); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "gw.db")
+	out, code := runCLI(t, "gateway", "keys", "issue", "--plan", plan.PlanID, "--run", "run-1", "--limit-usd", "0.01", "--db", db)
+	if code != exitOK {
+		t.Fatalf("keys issue: %d %s", code, out)
+	}
+	key := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+
+	state := fmt.Sprintf("/var/lib/agentgate-budgetstop-%d", os.Getpid())
+	common := []string{"--thread", thread, "--wrappers", pins, "--state-dir", state, "--size", "32Mi", "--user", "agentgate-budgetstop", "--group", "agentgate-budgetstop"}
+	run := func(args ...string) (string, int) {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(out), ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	sandboxRun := append(append([]string{"sandbox", "run"}, common...), "--budget-db", db, "--")
+	t.Cleanup(func() {
+		if out, code := run(append([]string{"sandbox", "kill", "--detach"}, common...)...); code != 0 {
+			t.Errorf("kill --detach: exit %d: %s", code, out)
+			return
+		}
+		os.RemoveAll(state)
+	})
+	if out, code := run(append(sandboxRun, sh, "-c", "echo first")...); code != 0 || !strings.Contains(out, "first") {
+		t.Fatalf("first tool call: exit %d\n%s", code, out)
+	}
+
+	// A long tool call is running ...
+	long := exec.Command(bin, append(sandboxRun, sh, "-c", "sleep 60")...)
+	var longOut bytes.Buffer
+	long.Stdout, long.Stderr = &longOut, &longOut
+	if err := long.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- long.Wait() }()
+	time.Sleep(1500 * time.Millisecond)
+
+	// ... when the gateway refuses a call that would cross the budget.
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("a call over the budget reached the provider")
+	}))
+	defer up.Close()
+	cfg, err := gateway.ParseConfig([]byte(fmt.Sprintf("store: %s\nupstreams:\n  - {name: openai, api: openai, base_url: %q, key_env: K}\n", db, up.URL)),
+		func(string) string { return "sk-test" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rt, err := startGateway(ctx, cfg, nil, st, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.close(ctx)
+	srv := httptest.NewServer(rt.gw.Handler())
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/openai/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o","max_tokens":2000,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), "STOP_BUDGET_EXCEEDED") {
+		t.Fatalf("gateway: %d %s", resp.StatusCode, body)
+	}
+	stoppedAt := time.Now()
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitStop || !strings.Contains(longOut.String(), "STOP_BUDGET_EXCEEDED") {
+			t.Fatalf("the running tool call ended with %v, want exit %d and STOP_BUDGET_EXCEEDED:\n%s", err, exitStop, longOut.String())
+		}
+	case <-time.After(30 * time.Second):
+		long.Process.Kill()
+		t.Fatalf("the tool call still runs 30s after the budget stop:\n%s", longOut.String())
+	}
+	t.Logf("the sandbox stopped %v after the gateway's stop", time.Since(stoppedAt).Round(time.Millisecond))
+	stops, _ := os.ReadFile(filepath.Join(state, "budgetstop", "stops.jsonl"))
+	if !strings.Contains(string(stops), "STOP_BUDGET_EXCEEDED") {
+		t.Errorf("stops.jsonl: %s", stops)
+	}
+	// Stopped until a human resumes both the sandbox and the budget.
+	if out, code := run(append(sandboxRun, sh, "-c", "true")...); code != exitStop {
+		t.Fatalf("after the stop: exit %d\n%s", code, out)
+	}
+	if out, code := run(append(append([]string{"sandbox", "resume"}, common...), "--by", "alice", "--reason", "test")...); code != 0 {
+		t.Fatalf("sandbox resume: exit %d\n%s", code, out)
+	}
+	if out, code := run(append(sandboxRun, sh, "-c", "true")...); code != exitStop || !strings.Contains(out, "STOP_BUDGET_EXCEEDED") {
+		t.Fatalf("the sandbox resumed but the budget still stopped: exit %d\n%s", code, out)
+	}
+	if out, code := runCLI(t, "gateway", "keys", "issue", "--plan", plan.PlanID, "--run", "run-2", "--limit-usd", "1", "--db", db); code != exitOK {
+		t.Fatalf("raise the budget: %d %s", code, out)
+	}
+	if out, code := runCLI(t, "budget", "resume", plan.PlanID, "--as", "alice", "--db", db); code != exitOK {
+		t.Fatalf("budget resume: %d %s", code, out)
+	}
+	if out, code := run(append(append([]string{"sandbox", "resume"}, common...), "--by", "alice", "--reason", "budget raised")...); code != 0 {
+		t.Fatalf("sandbox resume: exit %d\n%s", code, out)
+	}
+	if out, code := run(append(sandboxRun, sh, "-c", "echo again")...); code != 0 || !strings.Contains(out, "again") {
+		t.Fatalf("after both resumes: exit %d\n%s", code, out)
+	}
 }
