@@ -39,6 +39,7 @@ type rig struct {
 }
 
 type rigOpts struct {
+	dsn     string // a database to share with another rig (another gateway process)
 	dialect store.Dialect
 	extra   string // appended to gateway.yaml
 	perCall bool   // the plain store ledger: one durable reservation per call, no leases
@@ -51,7 +52,16 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	}
 	ctx := context.Background()
 	r := &rig{t: t, up: newUpstream(t), local: newUpstream(t)}
-	st := storetest.Open(t, o.dialect)
+	var st *store.Store
+	if o.dsn != "" {
+		var err error
+		if st, err = store.Open(ctx, o.dsn); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+	} else {
+		st = storetest.Open(t, o.dialect)
+	}
 	var err error
 	if r.keys, err = NewKeys(ctx, st); err != nil {
 		t.Fatal(err)
@@ -62,7 +72,7 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	}
 	var ledger budget.Ledger = r.ledger
 	if !o.perCall {
-		if r.leaser, err = budget.NewLeaser(ctx, r.ledger, budget.LeaseOptions{}); err != nil {
+		if r.leaser, err = budget.NewLeaser(ctx, r.ledger, budget.LeaseOptions{Holder: fmt.Sprintf("rig-%p", r)}); err != nil {
 			t.Fatal(err)
 		}
 		ledger = r.leaser
@@ -593,6 +603,75 @@ func TestConcurrentCallsThroughTheGatewayNeverOvershoot(t *testing.T) {
 	}
 }
 
+// Two gateway processes (each its own store handle, ledger and leases)
+// serve the same run on one PostgreSQL database.
+func TestTwoGatewaysSharingAPlanOnPostgresNeverOvershootTogether(t *testing.T) {
+	dsn := storetest.DSN(t, store.Postgres)
+	a := newRig(t, rigOpts{dsn: dsn})
+	b := newRig(t, rigOpts{dsn: dsn})
+	key := a.plan("p-two", 0.05, func(p *budget.Plan) { p.Ratios = budget.Ratios{Warn: 0.7, Stop: 1} })
+	for _, r := range []*rig{a, b} {
+		r.up.in, r.up.out = 20, 400 // each call reserves ~$0.0042 and costs $0.00405
+	}
+	codes := make([]int, 50)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = []*rig{a, b}[i%2].do(key, "/openai/v1/chat/completions", chatBody("gpt-4o", 5, `,"max_tokens":400`)).status
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, c := range codes {
+		switch c {
+		case 200:
+			ok++
+		case 429:
+		default:
+			t.Fatalf("status %d", c)
+		}
+	}
+	b.status("p-two") // b's leases give back what they do not use
+	p := a.status("p-two")
+	paid := a.up.count() + b.up.count()
+	if p.Spent > p.Limit || p.Reserved != 0 || ok != paid || ok == 0 || ok > 12 {
+		t.Fatalf("%d calls passed (%d paid), spent %d of %d, reserved %d", ok, paid, p.Spent, p.Limit, p.Reserved)
+	}
+	t.Logf("%d of 50 calls passed; spent %s of %s", ok, budget.FormatUSD(p.Spent), budget.FormatUSD(p.Limit))
+
+	// A stop latched through one gateway refuses the next call at the other,
+	// although its lease would have admitted it; a key revoked through one
+	// is refused at the other.
+	key2 := a.plan("p-two-b", 10, nil)
+	if res := b.do(key2, "/openai/v1/chat/completions", chatBody("gpt-4o", 5, "")); res.status != 200 {
+		t.Fatalf("b: %d %s", res.status, res.body)
+	}
+	if res := a.do(key2, "/openai/v1/chat/completions", chatBody("gpt-4o", 5, `,"max_tokens":16000`)); res.status != 200 {
+		t.Fatalf("a, a large call: %d %s", res.status, res.body)
+	}
+	if err := a.ledger.EnsurePlan(context.Background(), budget.Plan{ID: "p-two-b", Limit: budget.USDToNano(0.05), Ratios: budget.DefaultRatios}); err != nil {
+		t.Fatal(err)
+	}
+	if res := a.do(key2, "/openai/v1/chat/completions", chatBody("gpt-4o", 5, `,"max_tokens":16000`)); res.status != 429 || res.errorCode() != "budget_exceeded" {
+		t.Fatalf("a, over the lowered budget: %d %s", res.status, res.body)
+	}
+	if res := b.do(key2, "/openai/v1/chat/completions", chatBody("gpt-4o", 1, `,"max_tokens":1`)); res.status != 429 || res.errorCode() != "budget_exceeded" {
+		t.Fatalf("b after a stopped the plan: %d %s", res.status, res.body)
+	}
+	rk, err := a.keys.Verify(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.keys.Revoke(context.Background(), rk.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if res := b.do(key, "/openai/v1/chat/completions", chatBody("gpt-4o", 1, "")); res.status != 401 {
+		t.Fatalf("b, a key revoked through a: %d", res.status)
+	}
+}
+
 func TestDeterministicRepeatsAreFreeCacheHits(t *testing.T) {
 	r := newRig(t, rigOpts{extra: "cache: {enabled: true, ttl: 1m}\n"})
 	key := r.plan("p-cache", 10, nil)
@@ -703,6 +782,11 @@ func TestMetricsAreExposed(t *testing.T) {
 		`agentgate_budget_decisions_total{decision="allow",scope="plan"} 1`,
 		`agentgate_llm_requests_total{outcome="ok",provider="openai"} 1`,
 		`agentgate_time_to_first_token_seconds_bucket`,
+		`agentgate_budget_admissions_total{path="memory"} 1`,
+		`agentgate_budget_lease_grants_total 1`,
+		`agentgate_budget_leases_open 1`,
+		`agentgate_budget_calls_in_flight 0`,
+		`agentgate_budget_reserved_usd 0.4955`, // the lease (5 % of $10) less the call's cost, now spent
 	} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("metrics lack %s", want)

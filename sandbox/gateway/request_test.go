@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -76,4 +77,35 @@ func FuzzParseCall(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func TestTokenCountsOfResentTextsAreCachedExactly(t *testing.T) {
+	long := strings.Repeat("Thé quick brown fox — jumps over the lazy dog; ", 40)
+	o200, err := codec("o200k_base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl100, err := codec("cl100k_base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantO, _ := o200.Count(long)
+	wantC, _ := cl100.Count(long)
+	if wantO == wantC {
+		t.Fatal("pick a text the two encodings count differently")
+	}
+	for i := 0; i < 2; i++ { // counted, then from the cache
+		if n, err := countTokens("o200k_base", 1, []string{long}, 0); err != nil || n != int64(wantO)+3 {
+			t.Fatalf("o200k round %d: %d %v, want %d", i, n, err, wantO+3)
+		}
+		if n, err := countTokens("cl100k_base", 1, []string{long}, 0); err != nil || n != int64(wantC)+3 {
+			t.Fatalf("cl100k round %d: %d %v, want %d (cached apart from o200k)", i, n, err, wantC+3)
+		}
+	}
+	tokenCounts.mu.Lock()
+	_, cached := tokenCounts.m[countKey{enc: "o200k_base", sum: sha256.Sum256([]byte(long))}]
+	tokenCounts.mu.Unlock()
+	if !cached {
+		t.Fatal("a long text was not cached")
+	}
 }
