@@ -335,6 +335,13 @@ func TestStopsApprovalsAndBudgetChangesReachInMemoryAdmissionAtTheNextCall(t *te
 		if res := call(1_000_000); !res.Leased {
 			t.Fatal("second call not in memory")
 		}
+		// Registering the same budget again changes nothing: the lease stays.
+		if err := other.EnsurePlan(ctx, Plan{ID: "p-ver", Limit: limit, Ratios: DefaultRatios, Repo: "acme/app"}); err != nil {
+			t.Fatal(err)
+		}
+		if res := call(1_000_000); !res.Leased {
+			t.Fatal("re-registering an unchanged budget retired the lease")
+		}
 		// Another process lowers the budget below what the calls in flight
 		// hold: the next call is judged durably against the new budget.
 		if err := other.EnsurePlan(ctx, Plan{ID: "p-ver", Limit: 2_500_000, Ratios: DefaultRatios, Repo: "acme/app"}); err != nil {

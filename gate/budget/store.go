@@ -137,7 +137,10 @@ func (l *StoreLedger) EnsurePlan(ctx context.Context, p Plan) error {
 				warn_ratio = excluded.warn_ratio, escalate_ratio = excluded.escalate_ratio,
 				stop_ratio = excluded.stop_ratio, repo = excluded.repo,
 				degrade_to_local = excluded.degrade_to_local, updated_at = excluded.updated_at,
-				version = budget_plans.version + 1`),
+				version = budget_plans.version + CASE WHEN budget_plans.limit_nano <> excluded.limit_nano
+					OR budget_plans.warn_ratio <> excluded.warn_ratio OR budget_plans.escalate_ratio <> excluded.escalate_ratio
+					OR budget_plans.stop_ratio <> excluded.stop_ratio OR budget_plans.repo <> excluded.repo
+					OR budget_plans.degrade_to_local <> excluded.degrade_to_local THEN 1 ELSE 0 END`),
 			p.ID, p.Limit, p.Ratios.Warn, p.Ratios.Escalate, p.Ratios.Stop, p.Repo, b2i(p.DegradeToLocal), l.stamp())
 		if err != nil {
 			return fmt.Errorf("budget: register plan %s: %w", p.ID, err)
