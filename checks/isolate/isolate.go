@@ -14,8 +14,17 @@ type Cmd struct {
 	Path string
 	// Args are the arguments after the program name.
 	Args []string
-	// Dir is the working directory; it must exist.
+	// Dir is the working directory; it must exist. Under Landlock the
+	// command may read and write it.
 	Dir string
+	// Writable are more absolute paths (directories or files) the command
+	// may read and write under Landlock: the exported work tree's root
+	// when Dir is a module inside it, the tree's scratch dir for outputs.
+	// Everything else outside the runner's fixed allowlist is denied.
+	Writable []string
+	// ReadOnly are more absolute paths the command may only read (and
+	// execute), e.g. the vulnerability database.
+	ReadOnly []string
 	// Env holds extra KEY=VALUE entries added to the runner's allowlisted
 	// environment (they override it). Only trusted callers set these.
 	Env []string

@@ -39,6 +39,11 @@ type Options struct {
 	// TempDir is where per-command HOME and TMPDIR directories are made
 	// (os.TempDir() when empty).
 	TempDir string
+	// RequireLandlock refuses to run (ErrUnavailable) when the kernel
+	// cannot confine the filesystem with Landlock. Without it such a
+	// machine runs commands unconfined on the filesystem and every Result
+	// says so in Isolation.
+	RequireLandlock bool
 }
 
 // Netless runs commands in fresh network and PID namespaces (no network:
@@ -48,10 +53,16 @@ type Netless struct {
 	opts Options
 
 	once      sync.Once
-	mode      string // isolation name, "" when unavailable
+	mode      string // namespaces: "netns+pidns", "userns+netns+pidns", "none"; "" when unavailable
+	iso       string // what Results report: mode plus the filesystem confinement
 	probeErr  error
 	env       []string
 	pathValue string
+	llABI     int   // the kernel's Landlock ABI, when usable
+	llErr     error // why Landlock is not used; nil when it is
+	lastCap   int
+	goroot    string
+	goBinDir  string
 }
 
 // NewNetless returns a runner. Probing happens on first use.
@@ -66,13 +77,15 @@ func NewNetless(opts Options) *Netless {
 }
 
 // Isolation reports what the runner will confine commands with, or an
-// error (wrapping ErrUnavailable) when it would refuse to run.
+// error (wrapping ErrUnavailable) when it would refuse to run. With
+// Landlock it ends in "+landlock-abiN" (N the kernel's Landlock ABI);
+// without, it says "(no filesystem confinement: why)".
 func (n *Netless) Isolation() (string, error) {
 	n.once.Do(n.init)
 	if n.mode == "" {
 		return "", n.probeErr
 	}
-	return n.mode, nil
+	return n.iso, nil
 }
 
 func (n *Netless) init() {
@@ -89,17 +102,52 @@ func (n *Netless) init() {
 		n.mode = "none"
 	default:
 		n.probeErr = fmt.Errorf("%w: cannot create network namespaces here (%v); run as root or enable unprivileged user namespaces, or use a sandbox runner", ErrUnavailable, err)
+		return
+	}
+	goenv, gobin, _ := hostGo() // baseEnv succeeded, so this did too
+	n.goroot, n.goBinDir = goenv["GOROOT"], filepath.Dir(gobin)
+	n.llABI, n.llErr = landlockProbeFunc()
+	if n.llErr == nil {
+		if n.lastCap, err = capLastCap(); err != nil {
+			n.llErr = fmt.Errorf("read cap_last_cap: %v", err)
+		}
+	}
+	switch {
+	case n.llErr == nil && n.mode == "none":
+		n.iso = fmt.Sprintf("landlock-abi%d", n.llABI)
+	case n.llErr == nil:
+		n.iso = fmt.Sprintf("%s+landlock-abi%d", n.mode, n.llABI)
+	case n.opts.RequireLandlock:
+		n.mode = ""
+		n.probeErr = fmt.Errorf("%w: filesystem confinement is required but Landlock is unusable: %v", ErrUnavailable, n.llErr)
+	case n.mode == "none":
+		n.iso = "none"
+	default:
+		n.iso = fmt.Sprintf("%s (no filesystem confinement: %v)", n.mode, n.llErr)
+	}
+	if n.llErr == nil {
+		// The go command must be able to write its build cache; under
+		// Landlock it could not create a missing one.
+		if c := envValue(n.env, "GOCACHE"); filepath.IsAbs(c) {
+			_ = os.MkdirAll(c, 0o755)
+		}
 	}
 }
 
 // Run implements Runner.
 func (n *Netless) Run(ctx context.Context, c Cmd) (Result, error) {
-	mode, err := n.Isolation()
+	iso, err := n.Isolation()
 	if err != nil {
 		return Result{}, err
 	}
+	mode := n.mode
 	if c.Dir == "" {
 		return Result{}, errors.New("isolate: Cmd.Dir is required (the directory of the code to run)")
+	}
+	for _, p := range append(append([]string{c.Dir}, c.Writable...), c.ReadOnly...) {
+		if !filepath.IsAbs(p) {
+			return Result{}, fmt.Errorf("isolate: path %q must be absolute", p)
+		}
 	}
 	prog, err := lookPath(c.Path, n.pathValue)
 	if err != nil {
@@ -143,11 +191,20 @@ func (n *Netless) Run(ctx context.Context, c Cmd) (Result, error) {
 	cmd.WaitDelay = 5 * time.Second
 
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	var done <-chan error
+	if n.llErr == nil {
+		done, err = startConfined(cmd, n.policy(c, prog, scratch, env))
+	} else {
+		err = cmd.Start()
+		if err == nil {
+			ch := make(chan error, 1)
+			go func() { ch <- cmd.Wait() }()
+			done = ch
+		}
+	}
+	if err != nil {
 		return Result{}, fmt.Errorf("isolate: start %s: %w", c.Path, err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	var waitErr error
 	killed, waited := false, true
 	select {
@@ -162,7 +219,7 @@ func (n *Netless) Run(ctx context.Context, c Cmd) (Result, error) {
 			waitErr = errors.New("process did not exit after SIGKILL")
 		}
 	}
-	res := Result{Duration: time.Since(start), Isolation: mode, ExitCode: -1}
+	res := Result{Duration: time.Since(start), Isolation: iso, ExitCode: -1}
 	if waited {
 		// Only after Wait returned are the output buffers no longer written.
 		res.Stdout, res.Stderr = stdout.buf, stderr.buf
@@ -226,6 +283,73 @@ func mergeEnv(lists ...[]string) []string {
 
 // probeFunc is replaced in tests to simulate a machine without namespaces.
 var probeFunc = probe
+
+// landlockProbeFunc is replaced in tests to simulate a kernel without
+// Landlock.
+var landlockProbeFunc = probeLandlock
+
+// System paths every command may read (and execute): what a Go toolchain,
+// a C compiler for cgo, a shell and tests need. Not /etc as a whole (a
+// gate host keeps secrets there), not /home, /root, /var, /srv, /tmp.
+// Missing paths are skipped.
+var (
+	systemReadDirs = []string{
+		"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+		"/proc",
+		"/sys/fs/cgroup", "/sys/kernel/mm/transparent_hugepage", "/sys/devices/system/cpu", "/sys/devices/system/node",
+		"/etc/ssl/certs", "/etc/pki/tls/certs", "/etc/pki/ca-trust/extracted", "/etc/ld.so.conf.d",
+	}
+	systemReadFiles = []string{
+		"/etc/passwd", "/etc/group", "/etc/hosts", "/etc/host.conf", "/etc/nsswitch.conf", "/etc/resolv.conf",
+		"/etc/gai.conf", "/etc/services", "/etc/protocols", "/etc/localtime", "/etc/mime.types",
+		"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ssl/cert.pem", "/etc/ssl/ca-bundle.pem", "/etc/gitconfig",
+		"/dev/random", "/dev/urandom",
+	}
+	systemWriteFiles = []string{"/dev/null", "/dev/zero", "/dev/full"}
+)
+
+// policy is the filesystem confinement of one command: the system paths,
+// GOROOT and the go command's directory, the module cache (read-only),
+// the program itself and c.ReadOnly may be read; c.Dir, c.Writable, the
+// per-run scratch dir (HOME, TMPDIR) and the build cache may be written.
+func (n *Netless) policy(c Cmd, prog, scratch string, env []string) *fsPolicy {
+	p := &fsPolicy{abi: n.llABI, lastCap: n.lastCap, dropCap: os.Geteuid() == 0, procWrite: n.mode == "userns+netns+pidns"}
+	add := func(dirs, files *[]string, paths ...string) {
+		for _, path := range paths {
+			if path == "" || !filepath.IsAbs(path) {
+				continue
+			}
+			st, err := os.Stat(path)
+			switch {
+			case err != nil:
+				// Absent: grants nothing.
+			case st.IsDir():
+				*dirs = append(*dirs, path)
+			default:
+				*files = append(*files, path)
+			}
+		}
+	}
+	add(&p.roDirs, &p.roFiles, systemReadDirs...)
+	add(&p.roDirs, &p.roFiles, systemReadFiles...)
+	add(&p.roDirs, &p.roFiles, n.goroot, n.goBinDir, envValue(env, "GOMODCACHE"), prog)
+	add(&p.roDirs, &p.roFiles, c.ReadOnly...)
+	add(&p.rwDirs, &p.rwFiles, systemWriteFiles...)
+	add(&p.rwDirs, &p.rwFiles, scratch, envValue(env, "GOCACHE"), c.Dir)
+	add(&p.rwDirs, &p.rwFiles, c.Writable...)
+	return p
+}
+
+// envValue is the value of key in a KEY=VALUE list (the last one wins).
+func envValue(env []string, key string) string {
+	v := ""
+	for _, kv := range env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
+}
 
 var (
 	hostGoOnce sync.Once
