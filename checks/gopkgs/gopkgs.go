@@ -118,10 +118,12 @@ const listFields = "ImportPath,Dir,Name,Standard,Module,GoFiles,CgoFiles,TestGoF
 
 // List runs `go list -e -json ./...` in the module at dir under r and
 // returns the module's packages. Packages that fail to load are returned
-// with Error set; a go list that cannot run at all is an error.
-func List(ctx context.Context, r isolate.Runner, dir string) ([]Package, isolate.Result, error) {
+// with Error set; a go list that cannot run at all is an error. tree is
+// the exported tree dir is in (readable by go list, for replacements by
+// sibling modules); "" means dir alone.
+func List(ctx context.Context, r isolate.Runner, tree, dir string) ([]Package, isolate.Result, error) {
 	res, err := r.Run(ctx, isolate.Cmd{Path: "go", Args: []string{"list", "-e", "-json=" + listFields, "./..."}, Dir: dir,
-		Env: []string{"GOFLAGS=" + ModFlag(dir)}})
+		ReadOnly: nonEmpty(tree), Env: []string{"GOFLAGS=" + ModFlag(dir)}})
 	if err != nil {
 		return nil, res, fmt.Errorf("go list in %s: %w", dir, err)
 	}
@@ -277,4 +279,15 @@ func ReadFileBounded(p string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is %d bytes, over the %d limit", p, st.Size(), max)
 	}
 	return os.ReadFile(p)
+}
+
+// nonEmpty is the paths that are not "".
+func nonEmpty(paths ...string) []string {
+	var out []string
+	for _, p := range paths {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -45,7 +45,7 @@ var (
 func ListCommit(ctx context.Context, r isolate.Runner, cacheRoot, sha, tree, mod string) ([]Package, string, error) {
 	modAbs := filepath.Join(tree, filepath.FromSlash(mod))
 	if !gitcli.IsSHA(sha) || cacheRoot == "" {
-		pkgs, res, err := List(ctx, r, modAbs)
+		pkgs, res, err := List(ctx, r, tree, modAbs)
 		return pkgs, res.Isolation, err
 	}
 	key := basecache.Key(listCacheVersion, sha, mod, GoVersion(), ModFlag(modAbs))
@@ -76,7 +76,7 @@ func ListCommit(ctx context.Context, r isolate.Runner, cacheRoot, sha, tree, mod
 		if store.Get(key, &l) && len(l.Pkgs) > 0 {
 			call.l = &l
 		} else {
-			pkgs, res, err := List(ctx, r, modAbs)
+			pkgs, res, err := List(ctx, r, tree, modAbs)
 			if err == nil {
 				call.l = &Listing{Pkgs: relativize(pkgs, tree), Isolation: res.Isolation}
 				_ = store.Put(key, call.l) // a failed cache write only costs time

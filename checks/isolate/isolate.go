@@ -21,6 +21,7 @@ type Cmd struct {
 	// may read and write under Landlock: the exported work tree's root
 	// when Dir is a module inside it, the tree's scratch dir for outputs.
 	// Everything else outside the runner's fixed allowlist is denied.
+	// Empty entries are ignored; relative ones are refused.
 	Writable []string
 	// ReadOnly are more absolute paths the command may only read (and
 	// execute), e.g. the vulnerability database.

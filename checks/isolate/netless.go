@@ -145,7 +145,7 @@ func (n *Netless) Run(ctx context.Context, c Cmd) (Result, error) {
 		return Result{}, errors.New("isolate: Cmd.Dir is required (the directory of the code to run)")
 	}
 	for _, p := range append(append([]string{c.Dir}, c.Writable...), c.ReadOnly...) {
-		if !filepath.IsAbs(p) {
+		if p != "" && !filepath.IsAbs(p) {
 			return Result{}, fmt.Errorf("isolate: path %q must be absolute", p)
 		}
 	}

@@ -207,7 +207,7 @@ func (c *Check) runTool(ctx context.Context, tool, prog string, args []string, d
 		timeout = DefaultTimeout
 	}
 	r, err := c.cfg.Runner.Run(ctx, isolate.Cmd{Path: prog, Args: args, Dir: dir, Timeout: timeout, MaxOutput: 16 << 20,
-		Env: []string{"GOFLAGS=" + gopkgs.ModFlag(dir)}})
+		ReadOnly: []string{tree}, Env: []string{"GOFLAGS=" + gopkgs.ModFlag(dir)}})
 	gopkgs.Logf(ctx, "%s %s in %s: exit %d, %s, isolation %q, err %v", tool, strings.Join(args, " "), dir, r.ExitCode, r.Duration.Round(time.Millisecond), r.Isolation, err)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", tool, err)

@@ -472,6 +472,7 @@ func (c *Check) runTests(ctx context.Context, w *gopkgs.WorkTree, dir string, ar
 	}
 	r, err := c.cfg.Runner.Run(ctx, isolate.Cmd{
 		Path: prog, Args: argv[1:], Dir: dir, Timeout: timeout, MaxOutput: maxOut,
+		Writable: []string{w.Dir, w.Scratch}, // Landlock: the tree and its scratch, nothing else of the host
 		// GOFLAGS reaches go test through wrappers too.
 		Env: []string{"GOFLAGS=" + gopkgs.ModFlag(dir) + " -coverprofile=" + profile},
 	})

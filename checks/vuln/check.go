@@ -239,7 +239,7 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 		if _, ok := baseRecs[mod]; !ok {
 			baseCh = make(chan scanRecord, 1)
 			go func(mod string) {
-				baseCh <- c.scanBase(ctx, db, filepath.Join(baseDir, filepath.FromSlash(mod)))
+				baseCh <- c.scanBase(ctx, db, baseDir, filepath.Join(baseDir, filepath.FromSlash(mod)))
 			}(mod)
 		}
 		waitBase := func() {
@@ -274,7 +274,7 @@ func (c *Check) Run(ctx context.Context, s *checks.Subject) (res checks.Result) 
 				sc = baseRecs[mod].Scan
 				iso = baseRecs[mod].Isolation
 			default:
-				sc, iso, err = c.scan(ctx, db, modDir, patterns...)
+				sc, iso, err = c.scan(ctx, db, headDir, modDir, patterns...)
 				if err != nil {
 					waitBase()
 					return fail("govulncheck on head module %s: %v", mod, err)
@@ -406,8 +406,9 @@ func (c *Check) scanArgv() ([]string, error) {
 	return []string{self, "vulndb", "scan", "--"}, nil
 }
 
-// scan runs govulncheck on the module at dir in the isolated child.
-func (c *Check) scan(ctx context.Context, db vulndb.Info, dir string, patterns ...string) (*Scan, string, error) {
+// scan runs govulncheck on the module at dir (inside the exported tree) in
+// the isolated child.
+func (c *Check) scan(ctx context.Context, db vulndb.Info, tree, dir string, patterns ...string) (*Scan, string, error) {
 	if len(patterns) == 0 {
 		patterns = []string{"./..."}
 	}
@@ -421,7 +422,7 @@ func (c *Check) scan(ctx context.Context, db vulndb.Info, dir string, patterns .
 	}
 	args := append(append(append([]string{}, argv[1:]...), "-db", db.URL(), "-format", "json", "-C", dir), patterns...)
 	r, err := c.cfg.Runner.Run(ctx, isolate.Cmd{Path: argv[0], Args: args, Dir: dir, Timeout: timeout,
-		Env: []string{"GOFLAGS=" + gopkgs.ModFlag(dir)}})
+		ReadOnly: []string{tree, db.Dir}, Env: []string{"GOFLAGS=" + gopkgs.ModFlag(dir)}})
 	gopkgs.Logf(ctx, "govulncheck %s: exit %d, %s, isolation %q, err %v", dir, r.ExitCode, r.Duration.Round(time.Millisecond), r.Isolation, err)
 	if len(r.Stderr) > 0 {
 		gopkgs.Logf(ctx, "stderr (tail):\n%s", gopkgs.Tail(r.Stderr, 4000))
@@ -447,7 +448,7 @@ func (c *Check) scan(ctx context.Context, db vulndb.Info, dir string, patterns .
 	return sc, r.Isolation, nil
 }
 
-func (c *Check) scanBase(ctx context.Context, db vulndb.Info, dir string) scanRecord {
+func (c *Check) scanBase(ctx context.Context, db vulndb.Info, tree, dir string) scanRecord {
 	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
 		return scanRecord{Missing: true}
 	}
@@ -456,7 +457,7 @@ func (c *Check) scanBase(ctx context.Context, db vulndb.Info, dir string) scanRe
 			return scanRecord{Error: err.Error()}
 		}
 	}
-	sc, iso, err := c.scan(ctx, db, dir)
+	sc, iso, err := c.scan(ctx, db, tree, dir)
 	if err != nil {
 		return scanRecord{Error: err.Error()}
 	}
