@@ -81,6 +81,10 @@ type LeaseOptions struct {
 	RecoverEvery time.Duration
 	// Holder names this process in the lease rows (default host:pid:random).
 	Holder string
+	// CommitDelay is how long a batch of settlements waits for more before
+	// it commits (default 5ms; negative: never waits). Grants and durable
+	// judgements never wait.
+	CommitDelay time.Duration
 }
 
 func (o *LeaseOptions) defaults() error {
@@ -99,7 +103,10 @@ func (o *LeaseOptions) defaults() error {
 	if o.RecoverEvery == 0 {
 		o.RecoverEvery = 30 * time.Second
 	}
-	if math.IsNaN(o.Fraction) || o.Fraction <= 0 || o.Fraction > 1 || o.Window < 0 || o.MaxCall < 0 || o.Grace < 0 || o.RecoverEvery < 0 {
+	if o.CommitDelay == 0 {
+		o.CommitDelay = 5 * time.Millisecond
+	}
+	if math.IsNaN(o.Fraction) || o.Fraction <= 0 || o.Fraction > 1 || o.Window <= 0 || o.MaxCall <= 0 || o.Grace < 0 || o.RecoverEvery <= 0 {
 		return fmt.Errorf("budget: lease options out of range: fraction %v (0, 1], durations positive", o.Fraction)
 	}
 	if o.Holder == "" {

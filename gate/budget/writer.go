@@ -19,7 +19,10 @@ import (
 // commits on PostgreSQL. Nothing waits for a batch to fill (a lone write
 // commits at once), writes are applied in the order they were queued, and
 // each caller is answered only after the transaction holding its write has
-// committed. If a batch fails, its writes are retried one by one so that a
+// committed. A batch of settlements and releases only — writes no call is
+// waiting for, covered by their leases meanwhile — waits up to
+// LeaseOptions.CommitDelay for more before committing (fewer fsyncs under
+// load); a lease grant or a durable judgement commits at once. If a batch fails, its writes are retried one by one so that a
 // bad one does not fail its neighbours (like hooks/webhook's intake).
 type writer struct {
 	x    *Leaser
@@ -115,14 +118,34 @@ func (w *writer) loop() {
 			return
 		}
 		batch := []*wop{first}
+		urgent := first.kind == opAdmit || first.kind == opBarrier
 	fill:
 		for len(batch) < maxBatch {
 			select {
 			case op := <-w.reqs:
 				batch = append(batch, op)
+				urgent = urgent || op.kind == opAdmit || op.kind == opBarrier
 			default:
 				break fill
 			}
+		}
+		if !urgent && w.x.o.CommitDelay > 0 {
+			timer := time.NewTimer(w.x.o.CommitDelay)
+		wait:
+			for len(batch) < maxBatch {
+				select {
+				case op := <-w.reqs:
+					batch = append(batch, op)
+					if op.kind == opAdmit || op.kind == opBarrier {
+						break wait
+					}
+				case <-timer.C:
+					break wait
+				case <-w.quit:
+					break wait
+				}
+			}
+			timer.Stop()
 		}
 		if err := w.write(batch); err != nil {
 			if len(batch) == 1 {
