@@ -61,6 +61,7 @@ type Netless struct {
 	llABI     int   // the kernel's Landlock ABI, when usable
 	llErr     error // why Landlock is not used; nil when it is
 	lastCap   int
+	system    fsPolicy // the system paths of every policy, classified once
 	goroot    string
 	goBinDir  string
 }
@@ -126,6 +127,10 @@ func (n *Netless) init() {
 		n.iso = fmt.Sprintf("%s (no filesystem confinement: %v)", n.mode, n.llErr)
 	}
 	if n.llErr == nil {
+		addPaths(&n.system.roDirs, &n.system.roFiles, systemReadDirs...)
+		addPaths(&n.system.roDirs, &n.system.roFiles, systemReadFiles...)
+		addPaths(&n.system.roDirs, &n.system.roFiles, n.goroot, n.goBinDir)
+		addPaths(&n.system.rwDirs, &n.system.rwFiles, systemWriteFiles...)
 		// The go command must be able to write its build cache; under
 		// Landlock it could not create a missing one.
 		if c := envValue(n.env, "GOCACHE"); filepath.IsAbs(c) {
@@ -314,30 +319,32 @@ var (
 // per-run scratch dir (HOME, TMPDIR) and the build cache may be written.
 func (n *Netless) policy(c Cmd, prog, scratch string, env []string) *fsPolicy {
 	p := &fsPolicy{abi: n.llABI, lastCap: n.lastCap, dropCap: os.Geteuid() == 0, procWrite: n.mode == "userns+netns+pidns"}
-	add := func(dirs, files *[]string, paths ...string) {
-		for _, path := range paths {
-			if path == "" || !filepath.IsAbs(path) {
-				continue
-			}
-			st, err := os.Stat(path)
-			switch {
-			case err != nil:
-				// Absent: grants nothing.
-			case st.IsDir():
-				*dirs = append(*dirs, path)
-			default:
-				*files = append(*files, path)
-			}
+	p.roDirs = append(p.roDirs, n.system.roDirs...)
+	p.roFiles = append(p.roFiles, n.system.roFiles...)
+	p.rwFiles = append(p.rwFiles, n.system.rwFiles...)
+	addPaths(&p.roDirs, &p.roFiles, envValue(env, "GOMODCACHE"), prog)
+	addPaths(&p.roDirs, &p.roFiles, c.ReadOnly...)
+	addPaths(&p.rwDirs, &p.rwFiles, scratch, envValue(env, "GOCACHE"), c.Dir)
+	addPaths(&p.rwDirs, &p.rwFiles, c.Writable...)
+	return p
+}
+
+// addPaths sorts the absolute paths that exist into directories and
+// files; absent ones grant nothing.
+func addPaths(dirs, files *[]string, paths ...string) {
+	for _, path := range paths {
+		if path == "" || !filepath.IsAbs(path) {
+			continue
+		}
+		st, err := os.Stat(path)
+		switch {
+		case err != nil:
+		case st.IsDir():
+			*dirs = append(*dirs, path)
+		default:
+			*files = append(*files, path)
 		}
 	}
-	add(&p.roDirs, &p.roFiles, systemReadDirs...)
-	add(&p.roDirs, &p.roFiles, systemReadFiles...)
-	add(&p.roDirs, &p.roFiles, n.goroot, n.goBinDir, envValue(env, "GOMODCACHE"), prog)
-	add(&p.roDirs, &p.roFiles, c.ReadOnly...)
-	add(&p.rwDirs, &p.rwFiles, systemWriteFiles...)
-	add(&p.rwDirs, &p.rwFiles, scratch, envValue(env, "GOCACHE"), c.Dir)
-	add(&p.rwDirs, &p.rwFiles, c.Writable...)
-	return p
 }
 
 // envValue is the value of key in a KEY=VALUE list (the last one wins).
