@@ -356,11 +356,39 @@ func TestLandlockDeniesTheRunnersProcessFiles(t *testing.T) {
 		fmt.Sprintf("read:/proc/%d/root%s", pid, secret),
 		fmt.Sprintf("read:/proc/%d/cwd/doc.go", pid),
 	}
+	if os.Geteuid() == 0 {
+		// Kernel memory: root's CAP_SYS_RAWIO would read it through the
+		// read-only /proc rule; the child has no capabilities.
+		if f, err := os.Open("/proc/kcore"); err == nil {
+			f.Close()
+			ops = append(ops, "read:/proc/kcore")
+		}
+	}
 	got := probeFS(t, r, Cmd{Dir: t.TempDir()}, ops...)
 	for _, op := range ops {
 		if got[op] == "ok" {
 			t.Errorf("%s: the confined command reached the runner's process (%s)", op, got[op])
 		}
+	}
+
+	// The unprivileged mode (a user namespace): the environment is
+	// protected by the namespace there, the rest by Landlock.
+	old := probeFunc
+	probeFunc = func() (string, error) { return "userns+netns+pidns", nil }
+	defer func() { probeFunc = old }()
+	u := NewNetless(Options{})
+	self, _ := os.Executable()
+	res, err := u.Run(context.Background(), Cmd{Path: self, Args: append([]string{fsProbeArg}, ops[:5]...), Dir: t.TempDir()})
+	if err != nil {
+		t.Skipf("user namespaces not permitted here: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(res.Stdout)), "\n") {
+		if strings.HasSuffix(line, " ok") {
+			t.Errorf("in a user namespace: %s", line)
+		}
+	}
+	if !strings.Contains(res.Isolation, "userns") || len(strings.Split(strings.TrimSpace(string(res.Stdout)), "\n")) != 5 {
+		t.Fatalf("isolation %q, prober output %q %q", res.Isolation, res.Stdout, res.Stderr)
 	}
 }
 
