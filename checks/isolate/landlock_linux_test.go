@@ -535,6 +535,11 @@ func TestPidAndFiles(t *testing.T) {
 	}
 }
 `)
+	if _, err := exec.LookPath("gcc"); err == nil && os.Getenv("CGO_ENABLED") != "0" {
+		// cgo: gcc, its headers and helpers, and temp files under TMPDIR.
+		writeFile(t, filepath.Join(tree, "cgo", "cgo.go"), "package cgo\n\n// int twice(int x) { return 2 * x; }\nimport \"C\"\n\n// Twice doubles x in C.\nfunc Twice(x int) int { return int(C.twice(C.int(x))) }\n")
+		writeFile(t, filepath.Join(tree, "cgo", "cgo_test.go"), "package cgo\n\nimport \"testing\"\n\nfunc TestTwice(t *testing.T) {\n\tif Twice(21) != 42 {\n\t\tt.Fatal(Twice(21))\n\t}\n}\n")
+	}
 	c := Cmd{Dir: tree, Writable: []string{tree, scratch}, Path: "go"}
 	for _, args := range [][]string{
 		{"list", "-json", "-deps", "./..."},
@@ -550,8 +555,12 @@ func TestPidAndFiles(t *testing.T) {
 			t.Fatalf("go %s under %s: exit %d\n%s\n%s", args[0], res.Isolation, res.ExitCode, gopkgsTail(res.Stdout), gopkgsTail(res.Stderr))
 		}
 	}
-	if _, err := os.Stat(filepath.Join(scratch, "cover.out")); err != nil {
+	prof, err := os.ReadFile(filepath.Join(scratch, "cover.out"))
+	if err != nil {
 		t.Fatalf("go test wrote no coverage profile to the scratch dir: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(tree, "cgo")); err == nil && !strings.Contains(string(prof), "example.com/ll/cgo/") {
+		t.Fatalf("the cgo package was not tested:\n%s", prof)
 	}
 }
 
