@@ -14,4 +14,10 @@
 // would cross the stop ratio is refused and latches the plan stopped
 // (STOP_BUDGET_EXCEEDED) until a human resumes it; max_tokens is never
 // silently clamped to the remaining budget.
+//
+// StoreLedger reserves call by call, one durable transaction each. Leaser,
+// which the gateway uses, reserves budget leases — blocks of a plan's budget
+// that never span a threshold — by the same guarded transaction, admits the
+// calls that fit in memory, and writes settlements by group commit; see
+// lease.go for its rules, and docs/gateway.md.
 package budget
