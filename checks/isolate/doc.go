@@ -32,6 +32,20 @@
 //     nodes, ioctl on devices or (ABI 9+) connecting to pathname sockets
 //     outside the domain.
 //
+// # Unix sockets (seccomp)
+//
+// A network namespace does not hide pathname unix sockets, and Landlock
+// before ABI 9 does not govern connecting to them: on a root gate the
+// Docker or systemd socket is root on the host. So, wherever Landlock
+// confines a command, the same thread also installs a small seccomp filter
+// (per thread, inherited by the child): socket(AF_UNIX, …) and io_uring
+// (whose IORING_OP_SOCKET would go around the rule) fail with EPERM,
+// socketpair(2) stays allowed, and calls of a foreign architecture (or
+// amd64's x32 ABI) kill the process. The go command, go vet, cgo builds
+// and govulncheck need no unix sockets (tested); tests that listen on one
+// need Options.AllowUnixSockets (`agentgate check --allow-unix-sockets`).
+// Isolation ends in "+no-unix-sockets" when the filter is on.
+//
 // Everything else is denied: the gate's keys and store, other repositories
 // and other work trees, the rest of ~/.cache/agentgate, the repository
 // being evaluated (only its export is visible), /root, /home, /var, /srv,
@@ -79,9 +93,9 @@
 //     because the runner writes the child's uid_map from the confined
 //     thread; a command could then raise the OOM score of the gate's own
 //     processes.
-//   - Below Landlock ABI 9 (no resolve_unix right) a command can
-//     connect to host pathname unix sockets it can reach by DAC (a Docker
-//     or database socket); the sandbox runner denies AF_UNIX with seccomp.
+//   - With Options.AllowUnixSockets, below Landlock ABI 9 (no
+//     resolve_unix right), a command can connect to host pathname unix
+//     sockets it can reach by DAC (a Docker, systemd or database socket).
 //   - The command runs as the gate's uid (files it creates are the gate's)
 //     and may read everything under GOMODCACHE, including private modules
 //     other evaluations downloaded.

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
+	"golang.org/x/net/bpf"
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"
 )
@@ -71,6 +72,9 @@ type fsPolicy struct {
 	// itself writes the child's uid_map and gid_map from the confined
 	// thread (see the package doc).
 	procWrite bool
+	// socketFilter, when set, is the seccomp program installed after the
+	// Landlock domain (unixSocketFilter: no AF_UNIX sockets).
+	socketFilter []bpf.RawInstruction
 }
 
 // ruleset builds the Landlock ruleset of p: an fd to pass to
@@ -112,7 +116,8 @@ func (p *fsPolicy) ruleset() (int, uint32, error) {
 
 // restrictThread confines the calling OS thread, and so every process it
 // starts afterwards: no_new_privs, (as root) an empty capability bounding
-// set, empty inheritable and ambient sets, then the Landlock domain.
+// set, empty inheritable and ambient sets, then the Landlock domain and
+// (unless unix sockets are allowed) the seccomp unix-socket filter.
 // Only this thread changes: the prctl, capset and landlock_restrict_self
 // calls are the per-thread system calls, never the all-threads variants.
 // The caller must have locked the goroutine to its thread and must never
@@ -145,8 +150,16 @@ func restrictThread(p *fsPolicy, fd int, flags uint32) error {
 	if err := ll.LandlockRestrictSelf(fd, flags); err != nil {
 		return fmt.Errorf("landlock_restrict_self: %w", err)
 	}
+	if p.socketFilter != nil {
+		if err := loadFilterThisThread(p.socketFilter); err != nil {
+			return err
+		}
+	}
 	return nil
 }
+
+// socketFilterFor returns the unix-socket filter, or why there is none.
+func socketFilterFor() ([]bpf.RawInstruction, error) { return unixSocketFilter() }
 
 // startConfined starts cmd from a goroutine locked to a fresh OS thread
 // that is confined by p first; the child inherits the thread's Landlock

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,6 +60,27 @@ func fsProbeMain(ops []string) int {
 		case "rename": // rename:old=new
 			oldp, newp, _ := strings.Cut(path, "=")
 			err = os.Rename(oldp, newp)
+		case "unix-listen": // bind and listen on a unix socket at path
+			var ln net.Listener
+			if ln, err = net.Listen("unix", path); err == nil {
+				ln.Close()
+			}
+		case "unix-connect":
+			var c net.Conn
+			if c, err = net.Dial("unix", path); err == nil {
+				c.Close()
+			}
+		case "socketpair":
+			var fds [2]int
+			if fds, err = unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0); err == nil {
+				unix.Close(fds[0])
+				unix.Close(fds[1])
+			}
+		case "inet-socket": // create (not connect) an IPv4 socket
+			var fd int
+			if fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0); err == nil {
+				unix.Close(fd)
+			}
 		case "mknod":
 			err = unix.Mknod(path, unix.S_IFCHR|0o600, int(unix.Mkdev(1, 3)))
 		case "status": // the confinement the kernel reports for this process
@@ -603,9 +625,79 @@ func TestLandlockRequiredAndAvailableRuns(t *testing.T) {
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("err %v exit %d", err, res.ExitCode)
 	}
-	if !strings.HasSuffix(res.Isolation, fmt.Sprintf("+landlock-abi%d", r.llABI)) {
+	if !strings.Contains(res.Isolation, fmt.Sprintf("+landlock-abi%d", r.llABI)) {
 		t.Fatalf("Isolation %q does not name Landlock and its ABI", res.Isolation)
 	}
+}
+
+// A network namespace does not hide the host's pathname sockets and
+// Landlock before ABI 9 does not govern connecting to them: without the
+// seccomp filter a command reaches a socket the gate's user can reach
+// (Docker's or systemd's, on a root gate, are root on the host).
+func TestHostUnixSocketsAreUnreachableUnlessAllowed(t *testing.T) {
+	host := filepath.Join(t.TempDir(), "host.sock")
+	ln, err := net.Listen("unix", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	// Control: the socket answers outside the runner.
+	if c, err := net.Dial("unix", host); err != nil {
+		t.Fatalf("control dial failed, the test cannot prove anything: %v", err)
+	} else {
+		c.Close()
+	}
+	tree := t.TempDir()
+	ops := []string{"unix-connect:" + host, "unix-listen:" + filepath.Join(tree, "own.sock"), "socketpair:", "inet-socket:"}
+
+	r := landlockRunner(t, Options{})
+	iso, _ := r.Isolation()
+	if !strings.HasSuffix(iso, "+no-unix-sockets") {
+		t.Fatalf("Isolation %q does not say unix sockets are blocked", iso)
+	}
+	got := probeFS(t, r, Cmd{Dir: tree}, ops...)
+	want := map[string]string{ops[0]: "EPERM", ops[1]: "EPERM", ops[2]: "ok", ops[3]: "ok"}
+	for op, w := range want {
+		if got[op] != w {
+			t.Errorf("default runner: %s = %q, want %s", op, got[op], w)
+		}
+	}
+
+	allow := landlockRunner(t, Options{AllowUnixSockets: true})
+	if iso, _ := allow.Isolation(); strings.Contains(iso, "+no-unix-sockets") || !strings.Contains(iso, "unix sockets allowed") {
+		t.Fatalf("Isolation %q with unix sockets allowed", iso)
+	}
+	got = probeFS(t, allow, Cmd{Dir: tree}, ops...)
+	for _, op := range ops {
+		if got[op] != "ok" {
+			t.Errorf("unix sockets allowed: %s = %q, want ok", op, got[op])
+		}
+	}
+	// The filter stays on the children: the runner's own threads still
+	// make unix sockets.
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l, err := net.Listen("unix", filepath.Join(tree, fmt.Sprintf("runner-%d.sock", i)))
+			if err != nil {
+				t.Errorf("the runner itself lost unix sockets: %v", err)
+				return
+			}
+			l.Close()
+		}()
+	}
+	wg.Wait()
 }
 
 func TestRelativeWritablePathIsRefused(t *testing.T) {

@@ -23,7 +23,11 @@ type fsPolicy struct {
 	rwDirs    []string
 	rwFiles   []string
 	procWrite bool
+	// socketFilter is unused off Linux.
+	socketFilter []struct{}
 }
+
+func socketFilterFor() ([]struct{}, error) { return nil, errors.New("seccomp is Linux-only") }
 
 func startConfined(cmd *exec.Cmd, p *fsPolicy) (<-chan error, error) {
 	return nil, errors.New("Landlock is Linux-only")

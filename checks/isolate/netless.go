@@ -44,6 +44,13 @@ type Options struct {
 	// machine runs commands unconfined on the filesystem and every Result
 	// says so in Isolation.
 	RequireLandlock bool
+	// AllowUnixSockets lets commands create AF_UNIX sockets. By default a
+	// seccomp filter refuses them (EPERM) wherever Landlock confines the
+	// command: a network namespace does not hide the host's pathname
+	// sockets (Docker's, systemd's, a database's), and Landlock before ABI
+	// 9 does not govern connecting to them. Tests that listen on unix
+	// sockets need it.
+	AllowUnixSockets bool
 }
 
 // Netless runs commands in fresh network and PID namespaces (no network:
@@ -115,9 +122,9 @@ func (n *Netless) init() {
 	}
 	switch {
 	case n.llErr == nil && n.mode == "none":
-		n.iso = fmt.Sprintf("landlock-abi%d", n.llABI)
+		n.iso = fmt.Sprintf("landlock-abi%d", n.llABI) + n.socketNote()
 	case n.llErr == nil:
-		n.iso = fmt.Sprintf("%s+landlock-abi%d", n.mode, n.llABI)
+		n.iso = fmt.Sprintf("%s+landlock-abi%d", n.mode, n.llABI) + n.socketNote()
 	case n.opts.RequireLandlock:
 		n.mode = ""
 		n.probeErr = fmt.Errorf("%w: filesystem confinement is required but Landlock is unusable: %v", ErrUnavailable, n.llErr)
@@ -137,6 +144,20 @@ func (n *Netless) init() {
 			_ = os.MkdirAll(c, 0o755)
 		}
 	}
+}
+
+// socketNote sets up the unix-socket filter and says what it adds to the
+// isolation: "+no-unix-sockets", or why host unix sockets stay reachable.
+func (n *Netless) socketNote() string {
+	if n.opts.AllowUnixSockets {
+		return " (unix sockets allowed)"
+	}
+	f, err := socketFilterFor()
+	if err != nil {
+		return fmt.Sprintf(" (host unix sockets reachable: %v)", err)
+	}
+	n.system.socketFilter = f
+	return "+no-unix-sockets"
 }
 
 // Run implements Runner.
@@ -318,7 +339,8 @@ var (
 // the program itself and c.ReadOnly may be read; c.Dir, c.Writable, the
 // per-run scratch dir (HOME, TMPDIR) and the build cache may be written.
 func (n *Netless) policy(c Cmd, prog, scratch string, env []string) *fsPolicy {
-	p := &fsPolicy{abi: n.llABI, lastCap: n.lastCap, dropCap: os.Geteuid() == 0, procWrite: n.mode == "userns+netns+pidns"}
+	p := &fsPolicy{abi: n.llABI, lastCap: n.lastCap, dropCap: os.Geteuid() == 0, procWrite: n.mode == "userns+netns+pidns",
+		socketFilter: n.system.socketFilter}
 	p.roDirs = append(p.roDirs, n.system.roDirs...)
 	p.roFiles = append(p.roFiles, n.system.roFiles...)
 	p.rwFiles = append(p.rwFiles, n.system.rwFiles...)

@@ -65,7 +65,8 @@ func init() {
 // repository code (no network, time-limited).
 func (o *checkOptions) isolated() isolate.Runner {
 	if o.runner == nil {
-		o.runner = isolate.NewNetless(isolate.Options{Timeout: o.timeout, AllowUnisolated: o.allowUnisolated})
+		o.runner = isolate.NewNetless(isolate.Options{Timeout: o.timeout, AllowUnisolated: o.allowUnisolated,
+			RequireLandlock: o.requireLandlock, AllowUnixSockets: o.allowUnixSockets})
 	}
 	return o.runner
 }
@@ -91,6 +92,8 @@ type checkOptions struct {
 	vulnDB, cacheDir, staticcheck string
 	allowUnisolated               bool
 	downloadModules               bool
+	requireLandlock               bool
+	allowUnixSockets              bool
 	runner                        isolate.Runner
 }
 
@@ -167,6 +170,8 @@ fired (the report's stop_reason says which).`,
 	f.StringVar(&o.cacheDir, "cache-dir", "", "cache for the vulnerability database, base-commit results and work trees (default: the user cache directory)")
 	f.StringVar(&o.staticcheck, "staticcheck", "", "absolute path of a staticcheck binary for the static check (default: go vet only)")
 	f.BoolVar(&o.downloadModules, "download-modules", true, "run go mod download (on this host, with its network and module proxy, verified against go.sum and the checksum database; no repository code runs) before the isolated runs, which have no network; false: every dependency must already be in the module cache")
+	f.BoolVar(&o.requireLandlock, "require-landlock", false, "refuse to run repository code when the kernel cannot confine its file access with Landlock (Linux 5.19+); without it such a machine runs it with network and PID isolation only, and the report's isolation says so")
+	f.BoolVar(&o.allowUnixSockets, "allow-unix-sockets", false, "let repository code create unix sockets (for tests that listen on one); by default they are refused, because the host's Docker or systemd socket is reachable through the file system")
 	f.BoolVar(&o.allowUnisolated, "allow-unisolated", false, "UNSAFE: run repository code (tests, go list) without network isolation when this machine cannot isolate it")
 	for _, e := range checkExtensions {
 		if e.Flags != nil {

@@ -1,0 +1,96 @@
+//go:build linux
+
+package isolate
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"syscall"
+	"unsafe"
+
+	"github.com/elastic/go-seccomp-bpf/arch"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// Seccomp return values.
+const (
+	secRetAllow = uint32(unix.SECCOMP_RET_ALLOW)
+	secRetKill  = uint32(unix.SECCOMP_RET_KILL_PROCESS)
+	secRetEPERM = uint32(unix.SECCOMP_RET_ERRNO) | uint32(unix.EPERM)
+	x32Bit      = 0x40000000
+)
+
+// littleEndian lists the architectures whose syscall argument words the
+// filter reads at the little-endian offset.
+var littleEndian = map[string]bool{"amd64": true, "arm64": true, "riscv64": true, "ppc64le": true, "loong64": true, "mips64le": true}
+
+// unixSocketFilter is the seccomp program that keeps commands away from
+// the host's unix sockets (a Docker or systemd socket is root on the host,
+// and Landlock before ABI 9 does not govern connecting to them; a network
+// namespace does not hide pathname sockets): socket(AF_UNIX, …) fails with
+// EPERM, and so does io_uring, whose IORING_OP_SOCKET would go around the
+// socket rule. socketpair(2) stays allowed: it reaches nothing outside.
+// Calls of a foreign architecture (or amd64's x32 ABI) kill the process:
+// the numbers checked here would not mean the same there.
+func unixSocketFilter() ([]bpf.RawInstruction, error) {
+	if !littleEndian[runtime.GOARCH] {
+		return nil, fmt.Errorf("no unix-socket filter for %s", runtime.GOARCH)
+	}
+	info, err := arch.GetInfo("")
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: unsupported architecture: %w", err)
+	}
+	socketNr, ok := info.SyscallNames["socket"]
+	if !ok {
+		return nil, errors.New("seccomp: this architecture has no socket(2) (socketcall only)")
+	}
+	var uring []uint32
+	for _, n := range []string{"io_uring_setup", "io_uring_enter", "io_uring_register"} {
+		if nr, ok := info.SyscallNames[n]; ok {
+			uring = append(uring, uint32(nr))
+		}
+	}
+	prog := []bpf.Instruction{
+		bpf.LoadAbsolute{Off: 4, Size: 4}, // arch
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(info.ID), SkipTrue: 1},
+		bpf.RetConstant{Val: secRetKill},
+		bpf.LoadAbsolute{Off: 0, Size: 4}, // syscall number
+	}
+	if runtime.GOARCH == "amd64" {
+		prog = append(prog,
+			bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: x32Bit, SkipFalse: 1},
+			bpf.RetConstant{Val: secRetKill},
+		)
+	}
+	for _, nr := range uring {
+		prog = append(prog,
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipFalse: 1},
+			bpf.RetConstant{Val: secRetEPERM},
+		)
+	}
+	prog = append(prog,
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(socketNr), SkipFalse: 3},
+		bpf.LoadAbsolute{Off: 16, Size: 4}, // args[0], low word: the kernel truncates int arguments
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AF_UNIX, SkipFalse: 1},
+		bpf.RetConstant{Val: secRetEPERM},
+		bpf.RetConstant{Val: secRetAllow},
+	)
+	return bpf.Assemble(prog)
+}
+
+// loadFilterThisThread installs raw on the calling OS thread only (no
+// TSYNC): the thread's children inherit it. no_new_privs must be set.
+func loadFilterThisThread(raw []bpf.RawInstruction) error {
+	filter := make([]syscall.SockFilter, len(raw))
+	for i, r := range raw {
+		filter[i] = syscall.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	prog := syscall.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	_, _, e := syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog)))
+	if e != 0 {
+		return fmt.Errorf("seccomp: loading the filter: %w", e)
+	}
+	return nil
+}
