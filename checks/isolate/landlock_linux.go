@@ -12,8 +12,8 @@ import (
 	"strings"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
-	"golang.org/x/net/bpf"
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
