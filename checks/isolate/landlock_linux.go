@@ -45,7 +45,7 @@ func probeLandlock() (int, error) {
 		return 0, fmt.Errorf("landlock: %v", err)
 	}
 	if abi < 2 {
-		return abi, fmt.Errorf("Landlock ABI %d cannot allow renames across directories; need ABI 2 (Linux 5.19+)", abi)
+		return abi, fmt.Errorf("the kernel's Landlock ABI %d cannot allow renames across directories; need ABI 2 (Linux 5.19+)", abi)
 	}
 	return abi, nil
 }
@@ -84,7 +84,7 @@ type fsPolicy struct {
 func (p *fsPolicy) ruleset() (int, uint32, error) {
 	i := min(p.abi, len(landlockConfigs)) - 1
 	if i < 1 {
-		return -1, 0, fmt.Errorf("Landlock ABI %d is not usable", p.abi)
+		return -1, 0, fmt.Errorf("the kernel's Landlock ABI %d is not usable", p.abi)
 	}
 	cfg := landlock.Config{HandledAccessFS: landlockConfigs[i].HandledAccessFS}
 	handled := cfg.HandledAccessFS
