@@ -19,6 +19,8 @@ import (
 	"github.com/landlock-lsm/go-landlock/landlock"
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"
+
+	"github.com/agentgate/agentgate/internal/seccompthread"
 )
 
 // InitEnv marks a process as the sandbox init. The driver sets it (and
@@ -185,7 +187,7 @@ func applyLayers(cfg *initConfig) (string, error) {
 	if err != nil {
 		return "seccomp", err
 	}
-	if err := loadSeccompThisThread(raw); err != nil {
+	if err := seccompthread.Load(raw); err != nil {
 		return "seccomp", err
 	}
 	return "", nil

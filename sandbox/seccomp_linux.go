@@ -4,8 +4,6 @@ package sandbox
 
 import (
 	"fmt"
-	"syscall"
-	"unsafe"
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
@@ -146,22 +144,6 @@ func SeccompProgram(allowUnix bool) ([]bpf.RawInstruction, error) {
 		return nil, fmt.Errorf("seccomp: filter has %d instructions, over the kernel's 4096", len(raw))
 	}
 	return raw, nil
-}
-
-// loadSeccompThisThread installs the filter on the calling OS thread only
-// (the caller holds runtime.LockOSThread and forks the wrapper from this
-// thread, which inherits it). no_new_privs must already be set.
-func loadSeccompThisThread(raw []bpf.RawInstruction) error {
-	filter := make([]syscall.SockFilter, len(raw))
-	for i, r := range raw {
-		filter[i] = syscall.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
-	}
-	prog := syscall.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	_, _, e := syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog)))
-	if e != 0 {
-		return fmt.Errorf("seccomp: loading the filter: %w", e)
-	}
-	return nil
 }
 
 // seccompAvailable reports whether the kernel offers filter mode with errno

@@ -104,9 +104,7 @@ func isInterrupted(err error) bool {
 // separated, prefixed "./"); others (none for `go list ./...`) stay as
 // they are.
 func relativize(pkgs []Package, tree string) []Package {
-	out := make([]Package, len(pkgs))
-	copy(out, pkgs)
-	rel := func(d string) string {
+	return mapDirs(pkgs, func(d string) string {
 		if d == "" {
 			return d
 		}
@@ -115,33 +113,28 @@ func relativize(pkgs []Package, tree string) []Package {
 			return d
 		}
 		return "./" + filepath.ToSlash(r)
-	}
-	for i := range out {
-		out[i].Dir = rel(out[i].Dir)
-		if m := out[i].Module; m != nil {
-			mc := *m
-			mc.Dir = rel(mc.Dir)
-			out[i].Module = &mc
-		}
-	}
-	return out
+	})
 }
 
 // rebase is the inverse of relativize onto tree.
 func rebase(pkgs []Package, tree string) []Package {
-	out := make([]Package, len(pkgs))
-	copy(out, pkgs)
-	abs := func(d string) string {
+	return mapDirs(pkgs, func(d string) string {
 		if r, ok := strings.CutPrefix(d, "./"); ok {
 			return filepath.Join(tree, filepath.FromSlash(r))
 		}
 		return d
-	}
+	})
+}
+
+// mapDirs copies pkgs with f applied to every package and module directory.
+func mapDirs(pkgs []Package, f func(string) string) []Package {
+	out := make([]Package, len(pkgs))
+	copy(out, pkgs)
 	for i := range out {
-		out[i].Dir = abs(out[i].Dir)
+		out[i].Dir = f(out[i].Dir)
 		if m := out[i].Module; m != nil {
 			mc := *m
-			mc.Dir = abs(mc.Dir)
+			mc.Dir = f(mc.Dir)
 			out[i].Module = &mc
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/landlock-lsm/go-landlock/landlock"
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/net/bpf"
+
+	"github.com/agentgate/agentgate/internal/seccompthread"
 	"golang.org/x/sys/unix"
 )
 
@@ -151,7 +153,7 @@ func restrictThread(p *fsPolicy, fd int, flags uint32) error {
 		return fmt.Errorf("landlock_restrict_self: %w", err)
 	}
 	if p.socketFilter != nil {
-		if err := loadFilterThisThread(p.socketFilter); err != nil {
+		if err := seccompthread.Load(p.socketFilter); err != nil {
 			return err
 		}
 	}

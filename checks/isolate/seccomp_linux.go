@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"syscall"
-	"unsafe"
 
 	"github.com/elastic/go-seccomp-bpf/arch"
 	"golang.org/x/net/bpf"
@@ -78,19 +76,4 @@ func unixSocketFilter() ([]bpf.RawInstruction, error) {
 		bpf.RetConstant{Val: secRetAllow},
 	)
 	return bpf.Assemble(prog)
-}
-
-// loadFilterThisThread installs raw on the calling OS thread only (no
-// TSYNC): the thread's children inherit it. no_new_privs must be set.
-func loadFilterThisThread(raw []bpf.RawInstruction) error {
-	filter := make([]syscall.SockFilter, len(raw))
-	for i, r := range raw {
-		filter[i] = syscall.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
-	}
-	prog := syscall.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	_, _, e := syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog)))
-	if e != 0 {
-		return fmt.Errorf("seccomp: loading the filter: %w", e)
-	}
-	return nil
 }

@@ -25,7 +25,6 @@ import (
 
 	"github.com/agentgate/agentgate/gate/budget"
 	"github.com/agentgate/agentgate/internal/store"
-	"github.com/agentgate/agentgate/sandbox"
 	"github.com/agentgate/agentgate/sandbox/gateway"
 	"github.com/agentgate/agentgate/test/githubdouble"
 )
@@ -345,38 +344,7 @@ func TestSandboxRunStopsWhenTheGatewayStopsItsPlan(t *testing.T) {
 		t.Skip("needs root on Linux: the sandbox mounts images, makes namespaces and switches uid (CI runs as root)")
 	}
 	ctx := context.Background()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "agentgate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	dash, err := filepath.EvalSymlinks("/bin/sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum, err := sandbox.HashFile(dash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pins := filepath.Join(dir, "wrappers.sha256")
-	if err := os.WriteFile(pins, []byte(sum+"  "+dash+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sh := filepath.Base(dash)
-	thread := filepath.Join(dir, "thread")
-	if err := os.MkdirAll(thread, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(thread, "config.yaml"), []byte(fmt.Sprintf(`apiVersion: agentgate.dev/v1
-kind: Thread
-name: budgetstop
-owner: alice
-runtime:
-  max_runtime: 2m
-  cpu: 1
-  memory: 256Mi
-tools: [%s]
-`, sh)), 0o644)
+	dir, bin, pins, thread, sh := sandboxThread(t, "budgetstop")
 	wp, err := os.ReadFile(filepath.Join("..", "..", "examples", "payments-repo", "services", "payments", "WORK_PLAN.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -19,12 +19,13 @@ import (
 // runner would: probe, run with a JSON result, refusal of a command that
 // is not allowlisted, a plan guardrail stop (exit 3) that holds until
 // `sandbox resume`, and the kill switch.
-func TestSandboxCommandsEndToEnd(t *testing.T) {
-	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
-		t.Skip("needs root on Linux: the sandbox mounts images, makes namespaces and switches uid (CI runs as root)")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "agentgate")
+// sandboxThread builds the agentgate binary into a temp dir, pins /bin/sh
+// as the only wrapper and writes a thread config allowing it; it returns
+// the dir, the binary, the pins file, the thread dir and the wrapper name.
+func sandboxThread(t *testing.T, name string) (dir, bin, pins, thread, sh string) {
+	t.Helper()
+	dir = t.TempDir()
+	bin = filepath.Join(dir, "agentgate")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -36,23 +37,36 @@ func TestSandboxCommandsEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pins := filepath.Join(dir, "wrappers.sha256")
+	pins = filepath.Join(dir, "wrappers.sha256")
 	if err := os.WriteFile(pins, []byte(sum+"  "+dash+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	name := filepath.Base(dash)
-	thread := filepath.Join(dir, "thread")
-	os.MkdirAll(thread, 0o755)
-	os.WriteFile(filepath.Join(thread, "config.yaml"), []byte(fmt.Sprintf(`apiVersion: agentgate.dev/v1
+	sh = filepath.Base(dash)
+	thread = filepath.Join(dir, "thread")
+	if err := os.MkdirAll(thread, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`apiVersion: agentgate.dev/v1
 kind: Thread
-name: clitest
+name: %s
 owner: alice
 runtime:
   max_runtime: 2m
   cpu: 1
   memory: 256Mi
 tools: [%s]
-`, name)), 0o644)
+`, name, sh)
+	if err := os.WriteFile(filepath.Join(thread, "config.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, bin, pins, thread, sh
+}
+
+func TestSandboxCommandsEndToEnd(t *testing.T) {
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		t.Skip("needs root on Linux: the sandbox mounts images, makes namespaces and switches uid (CI runs as root)")
+	}
+	dir, bin, pins, thread, name := sandboxThread(t, "clitest")
 	plan, err := os.ReadFile(filepath.Join("..", "..", "examples", "payments-repo", "services", "payments", "WORK_PLAN.json"))
 	if err != nil {
 		t.Fatal(err)
