@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,14 +108,25 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: open %s (is it a SQLite database?): %w", path, err)
-	}
+	// Switching a new database to WAL takes an exclusive lock for which
+	// SQLite does not always call the busy handler: several processes
+	// opening a fresh file at once can get SQLITE_BUSY here. Retry within
+	// BusyTimeout, as busy_timeout would.
 	var mode string
-	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: open %s (is it a SQLite database?): %w", path, err)
+	deadline := time.Now().Add(BusyTimeout)
+	for attempt := 0; ; attempt++ {
+		err := db.PingContext(ctx)
+		if err == nil {
+			err = db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode)
+		}
+		if err == nil {
+			break
+		}
+		if !isBusy(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: open %s (is it a SQLite database?): %w", path, err)
+		}
+		time.Sleep(time.Duration(5+rand.IntN(20*min(attempt+1, 10))) * time.Millisecond)
 	}
 	if path != ":memory:" && !strings.EqualFold(mode, "wal") {
 		db.Close()
@@ -265,4 +277,10 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	return nil
+}
+
+// isBusy reports a SQLite lock conflict (SQLITE_BUSY or SQLITE_LOCKED).
+func isBusy(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_LOCKED")
 }
