@@ -78,11 +78,32 @@
 //
 // # Residual risks
 //
-//   - GOCACHE is shared and writable: test code can write build- and
-//     test-cache entries that a later evaluation (of another repository)
-//     trusts. A per-repository or per-evaluation GOCACHE, or a GOCACHEPROG
-//     that serves the shared cache read-only and keeps an evaluation's
-//     writes to itself, removes this.
+//   - GOCACHE is shared and writable by the go command, and so by the test
+//     binaries it starts: test code can write build- and test-cache entries
+//     that a later evaluation (of any repository) trusts, and read other
+//     repositories' compiled packages. Options.TestExec closes this for Go
+//     test binaries (below) at the price of Go's test-result cache.
+//
+// # Test binaries in their own domain (Options.TestExec)
+//
+// With Options.TestExec (`agentgate check --seal-test-binaries`) a Cmd with
+// TestBinaries runs `go test` with GOFLAGS=-exec=TestExec: the go command
+// (trusted toolchain, which writes the shared cache) starts every test
+// binary through the wrapper, which restricts its own thread to a Landlock
+// domain nested in the command's — the same rules without the shared
+// GOCACHE, neither readable nor writable — sets a private GOCACHE in the
+// run's scratch dir and execs the test binary from that thread (execve
+// keeps the calling thread's domain). A test that tries to plant a cache
+// entry gets EACCES (tested, with a control run that shows the same test
+// succeeding without the wrapper). The cost: `go test -exec` does not
+// cache test results, so every test runs every time, and tests that run
+// the go command themselves start from an empty cache. Custom test
+// commands that are not `go test` get no inner domain.
+//
+// Cmd.ScratchDir gives HOME and TMPDIR a stable path (emptied before each
+// run): Go's test cache keys on the values of the variables a test reads
+// and t.TempDir reads TMPDIR, so a fresh temp dir per run made every such
+// test miss the cache. The tests check passes one per work tree.
 //   - /proc is the host's (no mount namespace): other processes' command
 //     lines and status are readable. Their memory, open files, root and
 //     cwd are not (Landlock denies attaching across domains and judges the

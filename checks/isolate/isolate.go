@@ -36,6 +36,16 @@ type Cmd struct {
 	// MaxOutput caps each of stdout and stderr in bytes; 0 means the
 	// runner's default. Output past the cap is dropped and flagged.
 	MaxOutput int64
+	// TestBinaries marks a command that runs Go test binaries (`go
+	// test`): with Options.TestExec they run in their own, narrower
+	// domain (see there).
+	TestBinaries bool
+	// ScratchDir, when set (absolute), is where the runner makes the
+	// command's HOME and TMPDIR, emptied before and removed after the run;
+	// by default a fresh temp dir. A stable path keeps `go test` results
+	// cacheable for tests that read TMPDIR or HOME (t.TempDir does): the
+	// test cache keys on the values of the variables a test reads.
+	ScratchDir string
 }
 
 // Result is what a finished command left behind.

@@ -15,6 +15,9 @@ import (
 
 // The probe starts our own binary; make that a no-op for the test binary.
 func TestMain(m *testing.M) {
+	if IsTestExec() { // the test-binary wrapper (Options.TestExec)
+		os.Exit(TestExecMain())
+	}
 	if os.Getenv("AGENTGATE_ISOLATE_PROBE") == "1" {
 		os.Exit(0)
 	}

@@ -51,6 +51,16 @@ type Options struct {
 	// 9 does not govern connecting to them. Tests that listen on unix
 	// sockets need it.
 	AllowUnixSockets bool
+	// TestExec is the absolute path of a program whose main calls
+	// TestExecMain when IsTestExec (cmd/agentgate: the agentgate binary).
+	// With it, and Landlock, the Go test binaries of a Cmd with
+	// TestBinaries run through it (`go test -exec`) in a Landlock domain
+	// nested in the command's that has no access to the shared Go build
+	// cache, and with a private GOCACHE: the test code cannot plant build
+	// or test-cache entries that later evaluations would trust, nor read
+	// other repositories' compiled packages. The go command itself keeps
+	// the shared cache.
+	TestExec string
 }
 
 // Netless runs commands in fresh network and PID namespaces (no network:
@@ -187,8 +197,18 @@ func (n *Netless) Run(ctx context.Context, c Cmd) (Result, error) {
 	if maxOut <= 0 {
 		maxOut = n.opts.MaxOutput
 	}
-	scratch, err := os.MkdirTemp(n.opts.TempDir, "agentgate-run-")
-	if err != nil {
+	scratch := c.ScratchDir
+	if scratch != "" {
+		if !filepath.IsAbs(scratch) || filepath.Dir(filepath.Clean(scratch)) == filepath.Clean(scratch) {
+			return Result{}, fmt.Errorf("isolate: ScratchDir %q must be an absolute path below a directory", scratch)
+		}
+		if err := os.RemoveAll(scratch); err != nil {
+			return Result{}, fmt.Errorf("isolate: empty scratch dir: %w", err)
+		}
+		if err := os.MkdirAll(scratch, 0o700); err != nil {
+			return Result{}, fmt.Errorf("isolate: make scratch dir: %w", err)
+		}
+	} else if scratch, err = os.MkdirTemp(n.opts.TempDir, "agentgate-run-"); err != nil {
 		return Result{}, fmt.Errorf("isolate: make scratch dir: %w", err)
 	}
 	defer os.RemoveAll(scratch)
@@ -201,6 +221,22 @@ func (n *Netless) Run(ctx context.Context, c Cmd) (Result, error) {
 	}
 
 	env := mergeEnv(n.env, []string{"HOME=" + home, "TMPDIR=" + tmp}, c.Env)
+	var pol *fsPolicy
+	if n.llErr == nil {
+		pol = n.policy(c, prog, scratch, env)
+		if c.TestBinaries && n.opts.TestExec != "" {
+			if !filepath.IsAbs(n.opts.TestExec) || strings.ContainsAny(n.opts.TestExec, " \t\n'\"") {
+				return Result{}, fmt.Errorf("isolate: TestExec %q must be an absolute path without spaces or quotes", n.opts.TestExec)
+			}
+			addPaths(&pol.roDirs, &pol.roFiles, n.opts.TestExec)
+			extra, err := n.testExecSetup(pol, env, scratch, envValue(env, "GOCACHE"))
+			if err != nil {
+				return Result{}, fmt.Errorf("isolate: test-binary domain: %w", err)
+			}
+			env = mergeEnv(env, extra)
+			iso += "+test-binary-domain"
+		}
+	}
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
@@ -218,8 +254,8 @@ func (n *Netless) Run(ctx context.Context, c Cmd) (Result, error) {
 
 	start := time.Now()
 	var done <-chan error
-	if n.llErr == nil {
-		done, err = startConfined(cmd, n.policy(c, prog, scratch, env))
+	if pol != nil {
+		done, err = startConfined(cmd, pol)
 	} else {
 		err = cmd.Start()
 		if err == nil {

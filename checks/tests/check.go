@@ -473,6 +473,10 @@ func (c *Check) runTests(ctx context.Context, w *gopkgs.WorkTree, dir string, ar
 	r, err := c.cfg.Runner.Run(ctx, isolate.Cmd{
 		Path: prog, Args: argv[1:], Dir: dir, Timeout: timeout, MaxOutput: maxOut,
 		Writable: []string{w.Dir, w.Scratch}, // Landlock: the tree and its scratch, nothing else of the host
+		// A stable HOME/TMPDIR keeps results of tests that read them
+		// (t.TempDir) in Go's test cache across evaluations.
+		ScratchDir:   filepath.Join(w.Scratch, "run"),
+		TestBinaries: true,
 		// GOFLAGS reaches go test through wrappers too.
 		Env: []string{"GOFLAGS=" + gopkgs.ModFlag(dir) + " -coverprofile=" + profile},
 	})

@@ -65,8 +65,10 @@ func init() {
 // repository code (no network, time-limited).
 func (o *checkOptions) isolated() isolate.Runner {
 	if o.runner == nil {
-		o.runner = isolate.NewNetless(isolate.Options{Timeout: o.timeout, AllowUnisolated: o.allowUnisolated,
-			RequireLandlock: o.requireLandlock, AllowUnixSockets: o.allowUnixSockets})
+		opts := isolate.Options{Timeout: o.timeout, AllowUnisolated: o.allowUnisolated,
+			RequireLandlock: o.requireLandlock, AllowUnixSockets: o.allowUnixSockets}
+		opts.TestExec = o.testExec
+		o.runner = isolate.NewNetless(opts)
 	}
 	return o.runner
 }
@@ -94,6 +96,8 @@ type checkOptions struct {
 	downloadModules               bool
 	requireLandlock               bool
 	allowUnixSockets              bool
+	sealTestBinaries              bool
+	testExec                      string // this binary, with --seal-test-binaries
 	runner                        isolate.Runner
 }
 
@@ -172,6 +176,7 @@ fired (the report's stop_reason says which).`,
 	f.BoolVar(&o.downloadModules, "download-modules", true, "run go mod download (on this host, with its network and module proxy, verified against go.sum and the checksum database; no repository code runs) before the isolated runs, which have no network; false: every dependency must already be in the module cache")
 	f.BoolVar(&o.requireLandlock, "require-landlock", false, "refuse to run repository code when the kernel cannot confine its file access with Landlock (Linux 5.19+); without it such a machine runs it with network and PID isolation only, and the report's isolation says so")
 	f.BoolVar(&o.allowUnixSockets, "allow-unix-sockets", false, "let repository code create unix sockets (for tests that listen on one); by default they are refused, because the host's Docker or systemd socket is reachable through the file system")
+	f.BoolVar(&o.sealTestBinaries, "seal-test-binaries", false, "run the change's Go test binaries in a narrower Landlock domain without the shared Go build cache (and with a private GOCACHE), so test code cannot plant build- or test-cache entries that later evaluations trust; costs Go's test-result cache (go test -exec disables it): every test runs every time")
 	f.BoolVar(&o.allowUnisolated, "allow-unisolated", false, "UNSAFE: run repository code (tests, go list) without network isolation when this machine cannot isolate it")
 	for _, e := range checkExtensions {
 		if e.Flags != nil {
@@ -192,6 +197,17 @@ func runCheck(cmd *cobra.Command, o *checkOptions) error {
 	}
 	if o.timeout <= 0 {
 		return withCode(exitInvalid, fmt.Errorf("check: --timeout must be positive, got %s", o.timeout))
+	}
+	if o.sealTestBinaries {
+		// The wrapper is this binary: main calls isolate.TestExecMain.
+		self, err := os.Executable()
+		if err == nil {
+			self, err = filepath.EvalSymlinks(self)
+		}
+		if err != nil {
+			return withCode(exitInvalid, fmt.Errorf("check: --seal-test-binaries: locate this executable: %w", err))
+		}
+		o.testExec = self
 	}
 	names := o.checks
 	if len(names) == 0 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -258,5 +259,37 @@ func TestReportSchemaIsPublished(t *testing.T) {
 	out, code := execValidate(t, "schema", "report")
 	if code != exitOK || !strings.Contains(out, `"report_version"`) {
 		t.Fatalf("exit %d: %s", code, out)
+	}
+}
+
+// With --seal-test-binaries the thread's Go test binaries run through the
+// agentgate binary itself (go test -exec) in a narrower Landlock domain;
+// the example thread's tests, acceptance tests included, still pass.
+func TestCheckSealedTestBinariesStillPassTheExampleThread(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command")
+	}
+	bin := filepath.Join(t.TempDir(), "agentgate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	r := checkRepo(t)
+	r.Append("services/payments/payments.go", "\n// Keys are per merchant.\n")
+	r.Append("services/payments/payments_test.go", "\n// Keys are per merchant.\n")
+	commitAll(r, "in scope, with its test")
+	out := filepath.Join(t.TempDir(), "out")
+	cmd := exec.Command(bin, "check", "--repo", r.Dir, "--base", "main", "--head", "agent/pay-idempotency",
+		"--checks", "tests", "--seal-test-binaries", "--cache-dir", t.TempDir(), "--out", out)
+	stdout, err := cmd.CombinedOutput()
+	rep := loadReport(t, out)
+	iso, _ := rep.Checks[0].Details["isolation"].(string)
+	if !strings.Contains(iso, "landlock") {
+		t.Skipf("this machine cannot confine with Landlock (isolation %q)", iso)
+	}
+	if err != nil || rep.Decision != report.Pass {
+		t.Fatalf("exit %v, decision %s:\n%s", err, rep.Decision, stdout)
+	}
+	if !strings.Contains(iso, "+test-binary-domain") {
+		t.Errorf("tests isolation %q does not name the test-binary domain", iso)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/agentgate/agentgate/checks/isolate"
 )
 
 // Exit codes shared by every subcommand (documented in README.md).
@@ -35,6 +37,11 @@ func (e *exitError) Unwrap() error { return e.err }
 func withCode(code int, err error) error { return &exitError{code: code, err: err} }
 
 func main() {
+	if isolate.IsTestExec() {
+		// Started by `go test -exec` inside an isolated tests run
+		// (check --seal-test-binaries): confine, then become the test binary.
+		os.Exit(isolate.TestExecMain())
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
