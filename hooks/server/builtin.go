@@ -41,7 +41,8 @@ func DefaultEvaluator(cfg *Config) Evaluator {
 		}
 	}
 	return CheckEvaluator{Binary: bin, SigningKey: cfg.SigningKey, DB: db, RepoHost: host,
-		WorkDir: filepath.Join(cfg.CloneCache, ".evaluations"), Timeout: timeout, Checks: cfg.Evaluator.Checks}
+		WorkDir: filepath.Join(cfg.CloneCache, ".evaluations"), Timeout: timeout, Checks: cfg.Evaluator.Checks,
+		Flags: cfg.Evaluator.CheckFlags}
 }
 
 type failingEvaluator struct{ err error }

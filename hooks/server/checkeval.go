@@ -32,6 +32,7 @@ type CheckEvaluator struct {
 	WorkDir    string        // where per-evaluation output directories go
 	Timeout    time.Duration // whole evaluation (default 30m)
 	Checks     []string      // --checks; empty: all
+	Flags      []string      // extra isolation flags (Config.Evaluator.CheckFlags)
 }
 
 // Evaluate implements Evaluator.
@@ -60,6 +61,7 @@ func (c CheckEvaluator) Evaluate(ctx context.Context, req EvalRequest) (EvalResu
 	if c.DB != "" {
 		args = append(args, "--db", c.DB)
 	}
+	args = append(args, c.Flags...)
 	cmd := exec.CommandContext(ctx, c.Binary, args...)
 	// The child gets no GitHub token, no webhook secret: only what it needs.
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "LANG=C.UTF-8",

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -89,6 +90,17 @@ type EvaluatorConfig struct {
 	// Checks limits the built-in evaluator to these checks (agentgate
 	// check --checks); empty runs them all.
 	Checks []string `yaml:"checks"`
+	// CheckFlags are extra `agentgate check` flags of the built-in
+	// evaluator, limited to the isolation switches (see CheckFlagsAllowed):
+	// e.g. ["--seal-test-binaries", "--require-landlock"].
+	CheckFlags []string `yaml:"check_flags"`
+}
+
+// CheckFlagsAllowed are the `agentgate check` flags evaluator.check_flags
+// may carry: isolation switches only, never paths or outputs.
+var CheckFlagsAllowed = []string{
+	"--seal-test-binaries", "--require-landlock", "--allow-unix-sockets",
+	"--download-modules=false", "--download-modules=true",
 }
 
 // Duration is a Go duration string in YAML ("5m").
@@ -234,6 +246,9 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 	if v, ok := get("AGENTGATE_EVALUATOR_CHECKS"); ok {
 		c.Evaluator.Checks = splitList(v)
 	}
+	if v, ok := get("AGENTGATE_EVALUATOR_CHECK_FLAGS"); ok {
+		c.Evaluator.CheckFlags = splitList(v)
+	}
 	if v, ok := get("AGENTGATE_EVALUATOR_COMMAND"); ok {
 		c.Evaluator.Command = strings.Fields(v)
 	}
@@ -359,6 +374,14 @@ func (c *Config) Validate() error {
 		if a.Login == "" && a.Email == "" {
 			bad("agents[%d] needs a login or an email", i)
 		}
+	}
+	for _, f := range c.Evaluator.CheckFlags {
+		if !slices.Contains(CheckFlagsAllowed, f) {
+			bad("evaluator.check_flags: %q is not one of %s", f, strings.Join(CheckFlagsAllowed, ", "))
+		}
+	}
+	if len(c.Evaluator.CheckFlags) > 0 && len(c.Evaluator.Command) > 0 {
+		bad("evaluator.check_flags applies to the built-in evaluator, not to evaluator.command")
 	}
 	return errors.Join(errs...)
 }

@@ -105,6 +105,9 @@ func TestConfigRejections(t *testing.T) {
 		{"unknown yaml key", nil, "listen: \":1\"\nlisten_addr: x\n", "listen_addr"},
 		{"bad yaml duration", nil, "job_timeout: soon\n", "duration"},
 		{"agent without identity", nil, "agents:\n  - {}\n", "agents[0]"},
+		{"check flag that is not an isolation switch", nil, "evaluator:\n  check_flags: [\"--out=/tmp/x\"]\n", "check_flags"},
+		{"check flag from the environment", map[string]string{"AGENTGATE_EVALUATOR_CHECK_FLAGS": "--seal-test-binaries,--sign-key=/k"}, "", "--sign-key=/k"},
+		{"check flags with an external command", nil, "evaluator:\n  command: [x]\n  check_flags: [--require-landlock]\n", "built-in evaluator"},
 	}
 	for _, tc := range cases {
 		env := map[string]string{}
@@ -127,6 +130,24 @@ func TestConfigRejections(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want mention of %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+func TestConfigCheckFlagsReachTheBuiltInEvaluator(t *testing.T) {
+	dir := t.TempDir()
+	key := writeFile(t, dir, "app.pem", "k", 0o600)
+	env := map[string]string{"AGENTGATE_APP_ID": "1", "AGENTGATE_PRIVATE_KEY_FILE": key, "AGENTGATE_WEBHOOK_SECRET": "s", "AGENTGATE_CLONE_CACHE": dir}
+	path := writeFile(t, dir, "c.yaml", "evaluator:\n  check_flags: [--seal-test-binaries, --require-landlock]\n", 0o600)
+	cfg, err := LoadConfig(path, envFrom(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, ok := DefaultEvaluator(cfg).(CheckEvaluator)
+	if !ok {
+		t.Fatalf("default evaluator is %T", DefaultEvaluator(cfg))
+	}
+	if strings.Join(ev.Flags, " ") != "--seal-test-binaries --require-landlock" {
+		t.Errorf("flags = %q", ev.Flags)
 	}
 }
 
