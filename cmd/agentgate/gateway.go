@@ -393,6 +393,8 @@ type gatewayRuntime struct {
 	leaser   *budget.Leaser // nil when leases are disabled
 	notifier *prNotifier    // nil without a github section
 	log      *slog.Logger
+	stopSync chan struct{} // ends the notice reconciler
+	synced   chan struct{} // closed when it has ended
 }
 
 // startGateway wires a gateway on st: run keys, the budget ledger (with
@@ -435,8 +437,73 @@ func startGateway(ctx context.Context, cfg *gateway.Config, prices *gateway.Pric
 			rt.close(ctx)
 			return nil, withCode(exitInvalid, err)
 		}
+		rt.stopSync, rt.synced = make(chan struct{}), make(chan struct{})
+		go rt.reconcileNotices(noticeReconcile)
 	}
 	return rt, nil
+}
+
+// noticeReconcile is how often the ledger's latched thresholds are
+// compared with the pull requests' comments.
+var noticeReconcile = 5 * time.Minute
+
+// reconcileNotices re-derives the PR notices from the ledger, at start and
+// then every interval: a plan's warn, escalation and stop are latched in
+// the same transaction as the crossing, so a notice that a crash, a full
+// queue or exhausted retries lost is posted from here (the marker search
+// keeps it to once). An escalation already approved is not announced.
+func (rt *gatewayRuntime) reconcileNotices(interval time.Duration) {
+	defer close(rt.synced)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		n, err := rt.queueLatchedNotices(ctx)
+		cancel()
+		if err != nil {
+			rt.log.Warn("gateway: reconciling the pull-request notices failed; trying again later", "err", err)
+		} else if n > 0 {
+			rt.log.Info("gateway: pull-request notices reconciled from the ledger", "queued", n)
+		}
+		select {
+		case <-rt.stopSync:
+			return
+		case <-time.After(interval):
+		}
+	}
+}
+
+// queueLatchedNotices hands the notifier one notice per flagged plan,
+// threshold and pull request; it returns how many the notifier took.
+func (rt *gatewayRuntime) queueLatchedNotices(ctx context.Context) (int, error) {
+	plans, err := rt.ledger.Flagged(ctx)
+	if err != nil {
+		return 0, err
+	}
+	queued := 0
+	for _, p := range plans {
+		prs, err := rt.keys.PullRequests(ctx, p.ID)
+		if err != nil {
+			return queued, err
+		}
+		v := budget.Verdict{Scope: budget.ScopePlan, Key: p.ID, Limit: p.Limit, Projected: p.Spent + p.Reserved, Ratio: p.Ratio, Reason: p.StopReason}
+		var kinds []string
+		if p.Warned {
+			kinds = append(kinds, budget.EventWarn)
+		}
+		if p.Escalated && p.ApprovedBy == "" {
+			kinds = append(kinds, budget.EventEscalate)
+		}
+		if p.Stopped {
+			kinds = append(kinds, budget.EventStop)
+		}
+		for _, r := range prs {
+			for _, k := range kinds {
+				if rt.notifier.notify(gateway.Notice{Kind: k, PlanID: p.ID, RunID: r.RunID, PR: r.PR, Verdict: v}) {
+					queued++
+				}
+			}
+		}
+	}
+	return queued, nil
 }
 
 // close lets settlements finish, releases the unused parts of the leases,
@@ -451,6 +518,11 @@ func (rt *gatewayRuntime) close(ctx context.Context) {
 		if err := rt.leaser.Close(ctx); err != nil {
 			rt.log.Error("gateway: releasing the budget leases at shutdown failed; they are charged when they expire", "err", err)
 		}
+	}
+	if rt.stopSync != nil {
+		close(rt.stopSync)
+		<-rt.synced
+		rt.stopSync = nil
 	}
 	rt.notifier.close(ctx)
 	rt.keys.Close()
@@ -529,22 +601,25 @@ func appPrivateKey(ctx context.Context, gc *gateway.GitHubConfig) ([]byte, error
 	return out, nil
 }
 
-// notify queues n's comment; it never blocks.
-func (p *prNotifier) notify(n gateway.Notice) {
+// notify queues n's comment, once per plan, threshold and pull request;
+// it never blocks. It reports whether it queued n.
+func (p *prNotifier) notify(n gateway.Notice) bool {
 	if p == nil || n.PR == "" {
-		return
+		return false
 	}
-	k := n.PlanID + "\x00" + n.Kind
+	k := n.PlanID + "\x00" + n.Kind + "\x00" + n.PR
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.sent[k] || p.closed {
-		return
+		return false
 	}
 	select {
 	case p.queue <- n:
 		p.sent[k] = true
+		return true
 	default:
-		p.log.Error("gateway: the PR comment queue is full; notice dropped", "plan_id", n.PlanID, "kind", n.Kind, "pr", n.PR)
+		p.log.Error("gateway: the PR comment queue is full; the notice is queued again by the next reconciliation", "plan_id", n.PlanID, "kind", n.Kind, "pr", n.PR)
+		return false
 	}
 }
 
@@ -567,7 +642,7 @@ func (p *prNotifier) deliver(n gateway.Notice) {
 		if attempt >= len(p.retry) {
 			p.log.Error("gateway: cannot comment on the pull request; giving up", "plan_id", n.PlanID, "kind", n.Kind, "pr", n.PR, "err", err)
 			p.mu.Lock()
-			delete(p.sent, n.PlanID+"\x00"+n.Kind) // a later notice of the same kind tries again
+			delete(p.sent, n.PlanID+"\x00"+n.Kind+"\x00"+n.PR) // the next reconciliation tries again
 			p.mu.Unlock()
 			return
 		}

@@ -472,3 +472,105 @@ func TestSandboxRunStopsWhenTheGatewayStopsItsPlan(t *testing.T) {
 		t.Fatalf("after both resumes: exit %d\n%s", code, out)
 	}
 }
+
+// Thresholds are latched in the ledger with the crossing; a notice that
+// never reached the pull request (here: the gateway that crossed them had
+// no GitHub App configured, as after a crash or a full queue) is posted by
+// the next gateway's reconciliation — an escalation already approved is not
+// — and a further restart posts nothing twice.
+func TestGatewayPostsLatchedNoticesItNeverDeliveredAtTheNextStart(t *testing.T) {
+	ctx := context.Background()
+	gh := githubdouble.New(t)
+	gh.AddInstallation(9, "acme/app")
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "app.pem")
+	if err := os.WriteFile(keyFile, gh.PrivateKeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"c1","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":500,"completion_tokens":200,"total_tokens":700}}`)
+	}))
+	defer up.Close()
+	base := fmt.Sprintf("store: %s\nupstreams:\n  - {name: openai, api: openai, base_url: %q, key_env: OPENAI_API_KEY}\n", filepath.Join(dir, "gw.db"), up.URL)
+	withGitHub := base + fmt.Sprintf("github: {app_id: %d, installation_id: 9, private_key_file: %q, api_url: %q}\n", gh.AppID, keyFile, gh.APIURL)
+	start := func(yml string) (*gatewayRuntime, *store.Store) {
+		t.Helper()
+		cfg, err := gateway.ParseConfig([]byte(yml), func(string) string { return "sk-test" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := store.Open(ctx, cfg.Store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt, err := startGateway(ctx, cfg, nil, st, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+		if err != nil {
+			st.Close()
+			t.Fatal(err)
+		}
+		return rt, st
+	}
+
+	rt, st := start(base)
+	if err := rt.ledger.EnsurePlan(ctx, budget.Plan{ID: "PLAN-9", Limit: budget.USDToNano(0.001), Ratios: budget.DefaultRatios, Repo: "acme/app"}); err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := rt.keys.IssueFor(ctx, "PLAN-9", "run-9", "acme/app#21")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(rt.gw.Handler())
+	last := 0
+	for i := 0; i < 12 && last != http.StatusTooManyRequests; i++ {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/openai/v1/chat/completions",
+			strings.NewReader(`{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		last = resp.StatusCode
+		if last == http.StatusForbidden {
+			if err := rt.ledger.Approve(ctx, "PLAN-9", "alice"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := rt.gw.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Close()
+	rt.close(ctx)
+	st.Close()
+	if last != http.StatusTooManyRequests || len(gh.Comments()) != 0 {
+		t.Fatalf("setup: last status %d, %d comments", last, len(gh.Comments()))
+	}
+
+	for run := 0; run < 2; run++ {
+		rt, st = start(withGitHub)
+		want := []string{"budget warning", "budget exhausted"}
+		var comments []githubdouble.Comment
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if comments = gh.Comments(); len(comments) >= len(want) {
+				break
+			}
+		}
+		rt.close(ctx)
+		st.Close()
+		comments = gh.Comments()
+		if len(comments) != len(want) {
+			t.Fatalf("start %d: %d comments, want %d (warning and stop; the approved escalation not): %+v", run+1, len(comments), len(want), comments)
+		}
+		for i, c := range comments {
+			if c.Repo != "acme/app" || c.Issue != 21 || !strings.Contains(c.Body, want[i]) || !strings.Contains(c.Body, "PLAN-9") {
+				t.Errorf("start %d: comment %d on %s#%d: %s", run+1, i, c.Repo, c.Issue, c.Body)
+			}
+		}
+	}
+	if v := gh.Violations(); len(v) > 0 {
+		t.Fatalf("requests GitHub would refuse: %v", v)
+	}
+}

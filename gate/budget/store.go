@@ -512,6 +512,39 @@ func (l *StoreLedger) Settle(ctx context.Context, s Settlement) error {
 	})
 }
 
+// Flagged lists the plans whose budget has crossed a threshold that
+// people are told of: warned, escalated or stopped (latched in the same
+// transaction as the crossing, so a notice lost with a crashed process can
+// be sent again from here).
+func (l *StoreLedger) Flagged(ctx context.Context) ([]PlanStatus, error) {
+	rows, err := l.st.DB().QueryContext(ctx, `SELECT plan_id FROM budget_plans WHERE warned = 1 OR escalated = 1 OR stopped = 1 ORDER BY plan_id`)
+	if err != nil {
+		return nil, fmt.Errorf("budget: list flagged plans: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]PlanStatus, 0, len(ids))
+	for _, id := range ids {
+		p, err := l.Status(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 // Status implements Ledger.
 func (l *StoreLedger) Status(ctx context.Context, planID string) (PlanStatus, error) {
 	p, err := scanPlan(l.st.DB().QueryRowContext(ctx, l.q(`SELECT `+planColumns+` FROM budget_plans WHERE plan_id = ?`), planID))

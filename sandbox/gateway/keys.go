@@ -231,3 +231,31 @@ func (k *Keys) Revoke(ctx context.Context, id, runID string) (int64, error) {
 	}
 	return res.RowsAffected()
 }
+
+// RunPR is a run of a plan and the pull request it works on.
+type RunPR struct {
+	RunID string
+	PR    string
+}
+
+// PullRequests lists the runs of planID whose keys name a pull request
+// (revoked keys included: a stopped run's PR still wants to hear of it),
+// one per run and pull request, in the order the keys were issued.
+func (k *Keys) PullRequests(ctx context.Context, planID string) ([]RunPR, error) {
+	rows, err := k.st.DB().QueryContext(ctx, k.st.Rebind(`SELECT run_id, pr, MIN(created_at) FROM gateway_keys
+		WHERE plan_id = ? AND pr <> '' GROUP BY run_id, pr ORDER BY 3, 1`), planID)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: list the pull requests of plan %s: %w", planID, err)
+	}
+	defer rows.Close()
+	var out []RunPR
+	for rows.Next() {
+		var r RunPR
+		var created string
+		if err := rows.Scan(&r.RunID, &r.PR, &created); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
