@@ -3,9 +3,12 @@ package gopkgs
 import (
 	"context"
 	"errors"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"golang.org/x/mod/modfile"
 
 	"github.com/agentgate/agentgate/checks/basecache"
 	"github.com/agentgate/agentgate/checks/isolate"
@@ -142,9 +145,15 @@ func mapDirs(pkgs []Package, f func(string) string) []Package {
 }
 
 // ChangedPackages maps changed repo-relative paths to the import paths of
-// the packages of the module at mod (in the export tree) that own them;
-// all is true when the module's go.mod, go.sum or a go.work changed (every
-// package may build differently).
+// the packages of the module at mod (in the export tree) that own them.
+// all is true whenever the change can alter packages the listing does not
+// show as their owners, so that only "every package" is safe: the
+// module's go.mod, go.sum or a go.work; anything under its vendor
+// directory; a Go build input (.go, .s, .c, …, outside testdata) in a
+// directory that is not a listed package (an ignored _dir or .dir, a
+// nested module, a path a replace directive names); and any change under
+// a directory a local replace directive of the module's go.mod points to,
+// inside the module or not.
 func ChangedPackages(g *Graph, paths []string, tree, mod string) (changed map[string]bool, all bool) {
 	out := map[string]bool{}
 	modAbs := filepath.Join(tree, filepath.FromSlash(mod))
@@ -152,17 +161,73 @@ func ChangedPackages(g *Graph, paths []string, tree, mod string) (changed map[st
 	if mod != "." {
 		prefix = mod + "/"
 	}
+	replaced := localReplaces(tree, mod)
 	for _, p := range paths {
-		if p == "" || (prefix != "" && !strings.HasPrefix(p, prefix)) {
+		if p == "" {
+			continue
+		}
+		for _, r := range replaced {
+			if p == r || strings.HasPrefix(p, r+"/") {
+				return out, true
+			}
+		}
+		if prefix != "" && !strings.HasPrefix(p, prefix) {
 			continue
 		}
 		rel := strings.TrimPrefix(p, prefix)
-		if rel == "go.mod" || rel == "go.sum" || rel == "go.work" || rel == "go.work.sum" {
+		if rel == "go.mod" || rel == "go.sum" || rel == "go.work" || rel == "go.work.sum" || strings.HasPrefix(rel, "vendor/") {
 			return out, true
 		}
-		if pk, ok := g.OwnerOf(filepath.Join(tree, filepath.FromSlash(p)), modAbs); ok {
+		abs := filepath.Join(tree, filepath.FromSlash(p))
+		if isBuildInput(rel) {
+			if _, listed := g.byDir[filepath.Dir(abs)]; !listed {
+				return out, true
+			}
+		}
+		if pk, ok := g.OwnerOf(abs, modAbs); ok {
 			out[pk.ImportPath] = true
 		}
 	}
 	return out, false
+}
+
+// buildExts are the file extensions the go command compiles or links.
+var buildExts = map[string]bool{".go": true, ".s": true, ".S": true, ".sx": true, ".c": true, ".h": true,
+	".cc": true, ".cpp": true, ".cxx": true, ".hh": true, ".hpp": true, ".hxx": true, ".m": true,
+	".f": true, ".F": true, ".for": true, ".f90": true, ".syso": true, ".swig": true, ".swigcxx": true}
+
+// isBuildInput reports whether the module-relative path p is a file the
+// go command may build (testdata is never built).
+func isBuildInput(p string) bool {
+	if p == "testdata" || strings.HasPrefix(p, "testdata/") || strings.Contains(p, "/testdata/") {
+		return false
+	}
+	return buildExts[path.Ext(p)]
+}
+
+// localReplaces returns the repo-relative directories that local replace
+// directives (=> ./x, ../x) of the module's go.mod point to and that lie
+// inside the tree.
+func localReplaces(tree, mod string) []string {
+	gomod := path.Join(mod, "go.mod")
+	data, err := ReadFileBounded(filepath.Join(tree, filepath.FromSlash(gomod)), 16<<20)
+	if err != nil {
+		return nil
+	}
+	f, err := modfile.Parse(gomod, data, nil)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, r := range f.Replace {
+		if r.New.Version != "" || !modfile.IsDirectoryPath(r.New.Path) || filepath.IsAbs(r.New.Path) {
+			continue
+		}
+		dir := path.Clean(path.Join(mod, filepath.ToSlash(r.New.Path)))
+		if dir == ".." || strings.HasPrefix(dir, "../") {
+			continue // outside the repository: not part of any change
+		}
+		out = append(out, dir)
+	}
+	return out
 }

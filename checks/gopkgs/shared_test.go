@@ -135,3 +135,40 @@ func TestDownloadModulesRunsOncePerGoModAndGoSumContent(t *testing.T) {
 		t.Fatal("a changed go.mod was not downloaded")
 	}
 }
+
+// A change the listing cannot attribute must widen to every package:
+// vendored code, Go files in directories go list ./... skips, and code a
+// local replace directive points to (inside the module or beside it).
+func TestChangedPackagesWidensWhatTheListingCannotAttribute(t *testing.T) {
+	tree := t.TempDir()
+	os.MkdirAll(filepath.Join(tree, "svc"), 0o755)
+	gomod := "module m\n\ngo 1.26\n\nreplace example.com/fork => ./_fork\n\nreplace example.com/lib => ../lib\n\nreplace example.com/far => ../../outside\n"
+	if err := os.WriteFile(filepath.Join(tree, "svc", "go.mod"), []byte(gomod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := NewGraph([]Package{{ImportPath: "m/a", Dir: filepath.Join(tree, "svc/a")}, {ImportPath: "m/srv", Dir: filepath.Join(tree, "svc/srv")}})
+	for _, tc := range []struct {
+		path string
+		all  bool
+	}{
+		{"svc/vendor/github.com/dep/a/a.go", true},
+		{"svc/vendor/modules.txt", true},
+		{"svc/_fork/x.go", true},          // a replaced, ignored directory
+		{"svc/.hidden/y.go", true},        // not a listed package directory
+		{"svc/tools/gen/main.go", true},   // a Go file in no listed package (a nested module?)
+		{"lib/z.txt", true},               // beside the module, named by a replace
+		{"svc/a/a.go", false},             // a listed package
+		{"svc/a/testdata/case.go", false}, // testdata is never built
+		{"svc/docs/notes.md", false},      // not a build input
+		{"other/unrelated.go", false},     // outside the module, not replaced
+	} {
+		_, all := ChangedPackages(g, []string{tc.path}, tree, "svc")
+		if all != tc.all {
+			t.Errorf("%s: all = %v, want %v", tc.path, all, tc.all)
+		}
+	}
+	ch, all := ChangedPackages(g, []string{"svc/a/a.go", "svc/a/testdata/case.go"}, tree, "svc")
+	if all || !ch["m/a"] || len(ch) != 1 {
+		t.Errorf("listed package change: %v all=%v", ch, all)
+	}
+}

@@ -76,6 +76,12 @@ func fsProbeMain(ops []string) int {
 				unix.Close(fds[0])
 				unix.Close(fds[1])
 			}
+		case "dgram-pair": // a datagram pair, which sendto can point anywhere
+			var fds [2]int
+			if fds, err = unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err == nil {
+				unix.Close(fds[0])
+				unix.Close(fds[1])
+			}
 		case "inet-socket": // create (not connect) an IPv4 socket
 			var fd int
 			if fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0); err == nil {
@@ -657,7 +663,7 @@ func TestHostUnixSocketsAreUnreachableUnlessAllowed(t *testing.T) {
 		c.Close()
 	}
 	tree := t.TempDir()
-	ops := []string{"unix-connect:" + host, "unix-listen:" + filepath.Join(tree, "own.sock"), "socketpair:", "inet-socket:"}
+	ops := []string{"unix-connect:" + host, "unix-listen:" + filepath.Join(tree, "own.sock"), "socketpair:", "inet-socket:", "dgram-pair:"}
 
 	r := landlockRunner(t, Options{})
 	iso, _ := r.Isolation()
@@ -665,7 +671,7 @@ func TestHostUnixSocketsAreUnreachableUnlessAllowed(t *testing.T) {
 		t.Fatalf("Isolation %q does not say unix sockets are blocked", iso)
 	}
 	got := probeFS(t, r, Cmd{Dir: tree}, ops...)
-	want := map[string]string{ops[0]: "EPERM", ops[1]: "EPERM", ops[2]: "ok", ops[3]: "ok"}
+	want := map[string]string{ops[0]: "EPERM", ops[1]: "EPERM", ops[2]: "ok", ops[3]: "ok", ops[4]: "EPERM"}
 	for op, w := range want {
 		if got[op] != w {
 			t.Errorf("default runner: %s = %q, want %s", op, got[op], w)

@@ -29,7 +29,9 @@ var littleEndian = map[string]bool{"amd64": true, "arm64": true, "riscv64": true
 // and Landlock before ABI 9 does not govern connecting to them; a network
 // namespace does not hide pathname sockets): socket(AF_UNIX, …) fails with
 // EPERM, and so does io_uring, whose IORING_OP_SOCKET would go around the
-// socket rule. socketpair(2) stays allowed: it reaches nothing outside.
+// socket rule, and socketpair(AF_UNIX, SOCK_DGRAM), whose sockets can be
+// pointed at a path; stream and seqpacket pairs stay allowed: they are
+// connected to each other and reach nothing outside.
 // Calls of a foreign architecture (or amd64's x32 ABI) kill the process:
 // the numbers checked here would not mean the same there.
 func unixSocketFilter() ([]bpf.RawInstruction, error) {
@@ -66,6 +68,20 @@ func unixSocketFilter() ([]bpf.RawInstruction, error) {
 		prog = append(prog,
 			bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipFalse: 1},
 			bpf.RetConstant{Val: secRetEPERM},
+		)
+	}
+	// socketpair(AF_UNIX, SOCK_DGRAM): a datagram socket can still be
+	// pointed at any path with sendto or connect.
+	if pairNr, ok := info.SyscallNames["socketpair"]; ok {
+		prog = append(prog,
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(pairNr), SkipFalse: 7},
+			bpf.LoadAbsolute{Off: 16, Size: 4}, // args[0], low word
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AF_UNIX, SkipFalse: 4},
+			bpf.LoadAbsolute{Off: 24, Size: 4}, // args[1], low word: the type and its flags
+			bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xf},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.SOCK_DGRAM, SkipFalse: 1},
+			bpf.RetConstant{Val: secRetEPERM},
+			bpf.RetConstant{Val: secRetAllow},
 		)
 	}
 	prog = append(prog,
