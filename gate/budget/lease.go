@@ -474,6 +474,13 @@ func (x *Leaser) SettleAsync(ctx context.Context, s Settlement) (wait func() err
 		l.inflight -= c.amount
 		l.calls--
 		l.held -= op.part
+		if s.Cost > c.amount {
+			// The call cost more than its worst case: the excess is spent
+			// outside the lease's book, which no longer bounds the plan.
+			// Admit nothing more from memory; the next call is judged by
+			// the durable path on the real spent (warn, approval, stop).
+			l.retired = true
+		}
 		if l.retired && l.calls == 0 {
 			closeOp = x.releaseLocked(l, "retired")
 		}

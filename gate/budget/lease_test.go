@@ -530,3 +530,83 @@ func TestOrphanedLeaseIsCoveredAfterKill9ThenChargedInFull(t *testing.T) {
 		}
 	})
 }
+
+// A call that costs more than its reservation (a provider that bills more
+// than the estimate) spends outside the lease's book: the lease must stop
+// admitting from memory, so the real spent meets the thresholds — the
+// overshoot is bounded by the overruns of calls already in flight, and the
+// warning and the approval step still happen.
+func TestAnOverrunRetiresTheLeaseSoThresholdsStillHold(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		l, _ := newLedger(t, st)
+		const limit = 1_000_000_000 // $1
+		mustPlan(t, l, "p-overrun", limit)
+		x := newLeaser(t, l, LeaseOptions{Fraction: 0.5})
+		const reserve, cost = 10_000_000, 40_000_000 // $0.01 reserved, $0.04 billed
+		refused := false
+		for i := 0; i < 200 && !refused; i++ {
+			res, err := x.Reserve(ctx, ReserveRequest{PlanID: "p-overrun", RunID: "r", Model: "m", Amount: reserve})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Verdict.Decision.Refused() {
+				refused = true
+				break
+			}
+			if err := x.Settle(ctx, Settlement{ReservationID: res.ID, Outcome: OutcomeOK, Cost: cost}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p, err := x.Status(ctx, "p-overrun")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !refused {
+			t.Fatalf("200 overrunning calls and none refused: %+v", p)
+		}
+		// Each call is judged on the real spent; one call's overrun is the
+		// most it can pass the stop by.
+		if p.Spent > limit+cost {
+			t.Fatalf("spent %s of a %s budget: overruns inside a lease went unseen", FormatUSD(p.Spent), FormatUSD(limit))
+		}
+		if !p.Warned || !p.Escalated {
+			t.Fatalf("the warning and the approval step were skipped: %+v", p)
+		}
+	})
+}
+
+// A settlement that arrives after its lease expired and was charged in
+// full is covered by the charge up to the call's worst case; what the call
+// cost beyond that is spent, not dropped.
+func TestALateSettlementStillSpendsItsOverrun(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		l, _ := newLedger(t, st)
+		const limit = 1_000_000_000
+		mustPlan(t, l, "p-late", limit)
+		x := newLeaser(t, l, LeaseOptions{Fraction: 0.1})
+		res, err := x.Reserve(ctx, ReserveRequest{PlanID: "p-late", RunID: "r", Model: "m", Amount: 10_000_000})
+		if err != nil || res.Verdict.Decision.Refused() {
+			t.Fatalf("%v %+v", err, res.Verdict)
+		}
+		before, _ := l.Status(ctx, "p-late")
+		// A day later the lease has expired: recovery charges it in full.
+		l.now = func() time.Time { return time.Now().Add(24 * time.Hour) }
+		if n, err := l.RecoverLeases(ctx, ""); err != nil || n != 1 {
+			t.Fatalf("recover: %d %v", n, err)
+		}
+		charged, _ := l.Status(ctx, "p-late")
+		if charged.Spent != before.Reserved || charged.Reserved != 0 {
+			t.Fatalf("the expired lease was not charged in full: before %+v after %+v", before, charged)
+		}
+		// The call finally settles, costing $0.03 against its $0.01 worst case.
+		if err := x.Settle(ctx, Settlement{ReservationID: res.ID, Outcome: OutcomeOK, Cost: 30_000_000}); err != nil {
+			t.Fatal(err)
+		}
+		after, _ := l.Status(ctx, "p-late")
+		if got, want := after.Spent, charged.Spent+20_000_000; got != want {
+			t.Fatalf("spent %d after the late settlement, want %d (the lease's charge plus the $0.02 overrun)", got, want)
+		}
+	})
+}

@@ -273,9 +273,17 @@ func (w *writer) settleTx(ctx context.Context, tx *sql.Tx, op *wop) error {
 	if n, err := res.RowsAffected(); err != nil {
 		return err
 	} else if n == 0 {
-		// The lease was charged in full when it expired: this cost is in it.
-		e.amount = 0
-		e.reason = strings.TrimSpace(fmt.Sprintf("late: cost %s already charged with its expired lease. %s", FormatUSD(s.Cost), s.Detail))
+		// The lease was charged in full when it expired: the cost is in it,
+		// up to the call's worst case; what the call cost beyond that is
+		// spent now.
+		over := s.Cost - op.part
+		e.amount = over
+		e.reason = strings.TrimSpace(fmt.Sprintf("late: %s of the cost %s already charged with its expired lease. %s", FormatUSD(op.part), FormatUSD(s.Cost), s.Detail))
+		if over > 0 {
+			if err := l.moveTx(ctx, tx, c.r.PlanID, c.caps, 0, over); err != nil {
+				return fmt.Errorf("budget: settle %s: %w", c.id, err)
+			}
+		}
 		return l.insertEntry(ctx, tx, e)
 	}
 	if err := l.moveTx(ctx, tx, c.r.PlanID, c.caps, op.part, s.Cost); err != nil {
