@@ -538,6 +538,7 @@ func (rt *gatewayRuntime) close(ctx context.Context) {
 // never posts it twice.
 type prNotifier struct {
 	client *agh.Client
+	own    func(login string) bool // the App's own comments
 	log    *slog.Logger
 	queue  chan gateway.Notice
 	done   chan struct{}
@@ -569,7 +570,7 @@ func newPRNotifier(ctx context.Context, gc *gateway.GitHubConfig, logger *slog.L
 	if err != nil {
 		return nil, err
 	}
-	p := &prNotifier{client: c, log: logger, queue: make(chan gateway.Notice, notifyQueue), done: make(chan struct{}),
+	p := &prNotifier{client: c, own: gc.OwnComment, log: logger, queue: make(chan gateway.Notice, notifyQueue), done: make(chan struct{}),
 		retry: notifyRetry, sent: map[string]bool{}}
 	go p.loop()
 	return p, nil
@@ -667,7 +668,7 @@ func (p *prNotifier) post(ctx context.Context, n gateway.Notice) error {
 		return err
 	}
 	for _, c := range comments {
-		if strings.Contains(c.Body, marker) {
+		if p.own(c.User) && strings.Contains(c.Body, marker) {
 			return nil // posted before (a lost answer, another gateway process, a restart)
 		}
 	}

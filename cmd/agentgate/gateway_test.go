@@ -549,20 +549,31 @@ func TestGatewayPostsLatchedNoticesItNeverDeliveredAtTheNextStart(t *testing.T) 
 		t.Fatalf("setup: last status %d, %d comments", last, len(gh.Comments()))
 	}
 
+	// Someone else posts the warning's marker first: it must not count.
+	gh.AddComment("acme/app", 21, "mallory", "nothing to see <!-- agentgate:budget "+budget.EventWarn+" PLAN-9 -->")
+	ours := func() []githubdouble.Comment {
+		var out []githubdouble.Comment
+		for _, c := range gh.Comments() {
+			if c.User == "agentgate[bot]" {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
 	for run := 0; run < 2; run++ {
 		rt, st = start(withGitHub)
 		want := []string{"budget warning", "budget exhausted"}
 		var comments []githubdouble.Comment
 		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if comments = gh.Comments(); len(comments) >= len(want) {
+			if comments = ours(); len(comments) >= len(want) {
 				break
 			}
 		}
 		rt.close(ctx)
 		st.Close()
-		comments = gh.Comments()
+		comments = ours()
 		if len(comments) != len(want) {
-			t.Fatalf("start %d: %d comments, want %d (warning and stop; the approved escalation not): %+v", run+1, len(comments), len(want), comments)
+			t.Fatalf("start %d: %d comments by the App, want %d (warning and stop — a marker posted by someone else does not count; the approved escalation not): %+v", run+1, len(comments), len(want), comments)
 		}
 		for i, c := range comments {
 			if c.Repo != "acme/app" || c.Issue != 21 || !strings.Contains(c.Body, want[i]) || !strings.Contains(c.Body, "PLAN-9") {

@@ -85,6 +85,19 @@ type GitHubConfig struct {
 	// APIURL defaults to https://api.github.com/ (GitHub Enterprise Server:
 	// https://HOST/api/v3/).
 	APIURL string `yaml:"api_url" json:"api_url,omitempty"`
+	// AppLogin is the App's bot login ("agentgate[bot]"). Only its own
+	// comments count when the gateway looks for a notice it already
+	// posted, so nobody can suppress a notice by posting its marker.
+	// Default: a login that starts with "agentgate" and ends in "[bot]".
+	AppLogin string `yaml:"app_login" json:"app_login,omitempty"`
+}
+
+// OwnComment reports whether login is the gateway's App.
+func (g *GitHubConfig) OwnComment(login string) bool {
+	if g.AppLogin != "" {
+		return strings.EqualFold(login, g.AppLogin)
+	}
+	return strings.HasPrefix(login, "agentgate") && strings.HasSuffix(login, "[bot]")
 }
 
 // MonthlyCaps are USD limits per calendar month (UTC).
