@@ -73,12 +73,15 @@ func downloadModules(ctx context.Context, dir string) error {
 	cmd.Dir = dir
 	env := make([]string, 0, len(os.Environ())+3)
 	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); k == "GOFLAGS" || k == "GOWORK" || k == "GOTOOLCHAIN" {
+		if k, _, _ := strings.Cut(kv, "="); k == "GOFLAGS" || k == "GOWORK" || k == "GOTOOLCHAIN" || k == "GOVCS" {
 			continue
 		}
 		env = append(env, kv)
 	}
-	cmd.Env = append(env, "GOFLAGS=-mod=readonly", "GOWORK=off", "GOTOOLCHAIN=local")
+	// GOVCS=*:off: a module the proxy does not have is an error, never a
+	// version-control fetch (git, hg, …) from a URL the change chose, run
+	// on this host outside any sandbox.
+	cmd.Env = append(env, "GOFLAGS=-mod=readonly", "GOWORK=off", "GOTOOLCHAIN=local", "GOVCS=*:off")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {

@@ -82,7 +82,9 @@ func ListCommit(ctx context.Context, r isolate.Runner, cacheRoot, sha, tree, mod
 			pkgs, res, err := List(ctx, r, tree, modAbs)
 			if err == nil {
 				call.l = &Listing{Pkgs: relativize(pkgs, tree), Isolation: res.Isolation}
-				_ = store.Put(key, call.l) // a failed cache write only costs time
+				if !lookupErrors(pkgs) {
+					_ = store.Put(key, call.l) // a failed cache write only costs time
+				}
 			} else {
 				call.err = err
 			}
@@ -96,6 +98,29 @@ func ListCommit(ctx context.Context, r isolate.Runner, cacheRoot, sha, tree, mod
 		}
 		return rebase(call.l.Pkgs, tree), call.l.Isolation, nil
 	}
+}
+
+// lookupErrors reports package errors that depend on the machine, not on
+// the commit (a dependency missing from the module cache): such a listing
+// is used once but not cached, or it would outlive the fix.
+func lookupErrors(pkgs []Package) bool {
+	for _, p := range pkgs {
+		errs := p.DepsErrors
+		if p.Error != nil {
+			errs = append(errs, p.Error)
+		}
+		for _, e := range errs {
+			if e == nil {
+				continue
+			}
+			for _, s := range []string{"GOPROXY=off", "module lookup disabled", "missing go.sum entry", "cannot find module", "no required module provides", "is not in std", "updates to go.mod needed"} {
+				if strings.Contains(e.Err, s) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func isInterrupted(err error) bool {

@@ -172,3 +172,35 @@ func TestChangedPackagesWidensWhatTheListingCannotAttribute(t *testing.T) {
 		t.Errorf("listed package change: %v all=%v", ch, all)
 	}
 }
+
+// A listing whose errors come from this machine (a dependency missing from
+// the module cache) is not cached by commit: it would outlive the fix.
+func TestListCommitDoesNotCacheAListingWithMissingDependencies(t *testing.T) {
+	real := isolate.NewNetless(isolate.Options{})
+	if _, err := real.Isolation(); err != nil {
+		t.Skipf("namespaces unavailable: %v", err)
+	}
+	r := gittest.New(t)
+	r.Write("go.mod", "module example.com/m\n\ngo 1.26\n\nrequire example.invalid/gone v1.0.0\n")
+	r.Write("a/a.go", "package a\n\nimport _ \"example.invalid/gone\"\n")
+	sha := r.Commit("needs a module nobody has")
+	ctx := context.Background()
+	tree := filepath.Join(t.TempDir(), "tree")
+	if err := gitcli.Export(ctx, r.Dir, sha, tree, 0); err != nil {
+		t.Fatal(err)
+	}
+	run := &counting{Runner: real}
+	cache := t.TempDir()
+	for i := 0; i < 2; i++ {
+		pkgs, _, err := ListCommit(ctx, run, cache, sha, tree, ".")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !lookupErrors(pkgs) {
+			t.Fatalf("the listing shows no lookup error: %+v", pkgs)
+		}
+	}
+	if got := run.n.Load(); got != 2 {
+		t.Errorf("go list ran %d times; a listing with lookup errors must not be cached", got)
+	}
+}

@@ -234,7 +234,13 @@ func (n *Netless) Run(ctx context.Context, c Cmd) (Result, error) {
 				return Result{}, fmt.Errorf("isolate: test-binary domain: %w", err)
 			}
 			env = mergeEnv(env, extra)
-			iso += "+test-binary-domain"
+			if filepath.Base(prog) == "go" {
+				iso += "+test-binary-domain"
+			} else {
+				// GOFLAGS reaches a go test the command starts, unless the
+				// command (the change's own script) resets it.
+				iso += "+test-binary-domain-via-GOFLAGS"
+			}
 		}
 	}
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
