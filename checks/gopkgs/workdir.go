@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/agentgate/agentgate/checks/basecache"
 	"github.com/agentgate/agentgate/internal/gitcli"
@@ -76,10 +77,18 @@ func prepareStable(ctx context.Context, w *WorkTree, repo, role, sha string) err
 	if err := os.MkdirAll(w.Scratch, 0o755); err != nil {
 		return fmt.Errorf("make the scratch dir: %w", err)
 	}
-	st, err := gitcli.Sync(ctx, repo, sha, w.Dir, MaxExportFile)
+	// The stamp (beside the tree, where confined code cannot write) marks
+	// the end of the last sync: files changed after it are rewritten even
+	// when their bytes are right, so no mtime planted by a test survives.
+	stamp := filepath.Join(filepath.Dir(w.Dir), "synced")
+	var since time.Time
+	if fi, err := os.Stat(stamp); err == nil {
+		since = fi.ModTime()
+	}
+	st, err := gitcli.SyncSince(ctx, repo, sha, w.Dir, MaxExportFile, since)
 	if err == nil {
 		Logf(ctx, "work tree %s at %s: %d kept, %d written, %d removed", role, sha, st.Kept, st.Written, st.Removed)
-		return nil
+		return writeStamp(stamp)
 	}
 	if ctx.Err() != nil {
 		return err
@@ -90,6 +99,13 @@ func prepareStable(ctx context.Context, w *WorkTree, repo, role, sha string) err
 	}
 	if err := gitcli.Export(ctx, repo, sha, w.Dir, MaxExportFile); err != nil {
 		return fmt.Errorf("export %s %s: %w", role, sha, err)
+	}
+	return writeStamp(stamp)
+}
+
+func writeStamp(path string) error {
+	if err := os.WriteFile(path, []byte(time.Now().UTC().Format(time.RFC3339Nano)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("stamp the work tree: %w", err)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/agentgate/agentgate/internal/gitcli"
 )
@@ -204,5 +205,54 @@ func TestSyncRefusesFilesOverTheCapAndNonDirectories(t *testing.T) {
 	}
 	if _, err := gitcli.Sync(ctx, fx.r.Dir, fx.head, link, 0); err == nil {
 		t.Error("Sync into a symbolic link succeeded")
+	}
+}
+
+// A file rewritten after the last sync with the commit's own bytes and an
+// old mtime (what a test could do to replay a cached result on other
+// content) is rewritten by SyncSince; Sync, which compares content only,
+// keeps it.
+func TestSyncSinceRewritesFilesChangedAfterTheLastSync(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "tree")
+	if _, err := gitcli.Sync(ctx, fx.r.Dir, fx.head, dir, 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // past the file system's coarse clock
+	since := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	p := filepath.Join(dir, "moved.txt")
+	orig, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := os.WriteFile(p, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatal(err)
+	}
+	st, err := gitcli.Sync(ctx, fx.r.Dir, fx.head, dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(p); st.Written != 0 || !fi.ModTime().Equal(old) {
+		t.Fatalf("Sync (content only) should keep the file: %+v, mtime %v", st, fi.ModTime())
+	}
+	st, err = gitcli.SyncSince(ctx, fx.r.Dir, fx.head, dir, 0, since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Written != 1 || st.Removed != 1 || fi.ModTime().Before(since) {
+		t.Fatalf("SyncSince kept a file changed after the last sync: %+v, mtime %v", st, fi.ModTime())
+	}
+	if b, _ := os.ReadFile(p); string(b) != string(orig) {
+		t.Fatalf("content changed: %q", b)
 	}
 }
