@@ -218,14 +218,15 @@ github: {app_id: 7, installation_id: 9, private_key_command: [vault, read, -fiel
 // TestGatewayCommentsOnThePullRequestOncePerThreshold runs the gateway as
 // the command wires it (leases, PR notifier) against an OpenAI double and
 // the GitHub double, and drives a run through warning, approval and stop.
-func TestGatewayCommentsOnThePullRequestOncePerThreshold(t *testing.T) {
-	ctx := context.Background()
-	gh := githubdouble.New(t)
+// commentFixture is a GitHub double with the App installed on acme/app,
+// the App's key in a file of a temp dir, and an upstream that answers every
+// chat completion with 500 input and 200 output tokens.
+func commentFixture(t *testing.T) (gh *githubdouble.Double, dir, keyFile, upstreamURL string) {
+	t.Helper()
+	gh = githubdouble.New(t)
 	gh.AddInstallation(9, "acme/app")
-	// The first comment attempt fails: the client retries it.
-	gh.Inject(githubdouble.Fault{OperationID: "issues/create-comment", Status: 502, Times: 1})
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "app.pem")
+	dir = t.TempDir()
+	keyFile = filepath.Join(dir, "app.pem")
 	if err := os.WriteFile(keyFile, gh.PrivateKeyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -233,12 +234,20 @@ func TestGatewayCommentsOnThePullRequestOncePerThreshold(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"id":"c1","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":500,"completion_tokens":200,"total_tokens":700}}`)
 	}))
-	defer up.Close()
+	t.Cleanup(up.Close)
+	return gh, dir, keyFile, up.URL
+}
+
+func TestGatewayCommentsOnThePullRequestOncePerThreshold(t *testing.T) {
+	ctx := context.Background()
+	gh, dir, keyFile, upURL := commentFixture(t)
+	// The first comment attempt fails: the client retries it.
+	gh.Inject(githubdouble.Fault{OperationID: "issues/create-comment", Status: 502, Times: 1})
 	yml := fmt.Sprintf(`store: %s
 upstreams:
   - {name: openai, api: openai, base_url: %q, key_env: OPENAI_API_KEY}
 github: {app_id: %d, installation_id: 9, private_key_file: %q, api_url: %q}
-`, filepath.Join(dir, "gw.db"), up.URL, gh.AppID, keyFile, gh.APIURL)
+`, filepath.Join(dir, "gw.db"), upURL, gh.AppID, keyFile, gh.APIURL)
 	cfg, err := gateway.ParseConfig([]byte(yml), func(string) string { return "sk-test" })
 	if err != nil {
 		t.Fatal(err)
@@ -480,19 +489,8 @@ func TestSandboxRunStopsWhenTheGatewayStopsItsPlan(t *testing.T) {
 // — and a further restart posts nothing twice.
 func TestGatewayPostsLatchedNoticesItNeverDeliveredAtTheNextStart(t *testing.T) {
 	ctx := context.Background()
-	gh := githubdouble.New(t)
-	gh.AddInstallation(9, "acme/app")
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "app.pem")
-	if err := os.WriteFile(keyFile, gh.PrivateKeyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"id":"c1","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":500,"completion_tokens":200,"total_tokens":700}}`)
-	}))
-	defer up.Close()
-	base := fmt.Sprintf("store: %s\nupstreams:\n  - {name: openai, api: openai, base_url: %q, key_env: OPENAI_API_KEY}\n", filepath.Join(dir, "gw.db"), up.URL)
+	gh, dir, keyFile, upURL := commentFixture(t)
+	base := fmt.Sprintf("store: %s\nupstreams:\n  - {name: openai, api: openai, base_url: %q, key_env: OPENAI_API_KEY}\n", filepath.Join(dir, "gw.db"), upURL)
 	withGitHub := base + fmt.Sprintf("github: {app_id: %d, installation_id: 9, private_key_file: %q, api_url: %q}\n", gh.AppID, keyFile, gh.APIURL)
 	start := func(yml string) (*gatewayRuntime, *store.Store) {
 		t.Helper()
