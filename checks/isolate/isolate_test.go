@@ -41,15 +41,7 @@ func TestNoNetworkInsideRunner(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go acceptAndClose(ln)
 	port := ln.Addr().(*net.TCPAddr).Port
 	script := fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d && echo CONNECTED", port)
 
@@ -236,5 +228,17 @@ func TestUserNamespaceModeAlsoHasNoNetwork(t *testing.T) {
 	}
 	if got := strings.TrimSpace(strings.SplitN(string(res.Stdout), "\n", 2)[0]); got != fmt.Sprint(os.Getuid()) {
 		t.Fatalf("uid inside = %q, want the caller's %d", got, os.Getuid())
+	}
+}
+
+// acceptAndClose answers every connection to ln by closing it, until ln is
+// closed.
+func acceptAndClose(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
 	}
 }

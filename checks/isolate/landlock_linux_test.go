@@ -647,15 +647,7 @@ func TestHostUnixSocketsAreUnreachableUnlessAllowed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go acceptAndClose(ln)
 	// Control: the socket answers outside the runner.
 	if c, err := net.Dial("unix", host); err != nil {
 		t.Fatalf("control dial failed, the test cannot prove anything: %v", err)

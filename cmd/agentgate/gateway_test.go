@@ -218,6 +218,36 @@ github: {app_id: 7, installation_id: 9, private_key_command: [vault, read, -fiel
 // TestGatewayCommentsOnThePullRequestOncePerThreshold runs the gateway as
 // the command wires it (leases, PR notifier) against an OpenAI double and
 // the GitHub double, and drives a run through warning, approval and stop.
+// spend makes 12 calls with key through the gateway at url, approving the
+// plan whenever a call needs approval; with untilStop it ends at the first
+// 429. It returns the statuses.
+func spend(t *testing.T, rt *gatewayRuntime, url, key, plan string, untilStop bool) []int {
+	t.Helper()
+	ctx := context.Background()
+	var seq []int
+	for i := 0; i < 12 && !(untilStop && len(seq) > 0 && seq[len(seq)-1] == http.StatusTooManyRequests); i++ {
+		req, _ := http.NewRequest(http.MethodPost, url+"/openai/v1/chat/completions",
+			strings.NewReader(`{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		seq = append(seq, resp.StatusCode)
+		if resp.StatusCode == http.StatusForbidden {
+			if err := rt.ledger.Approve(ctx, plan, "alice"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := rt.gw.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return seq
+}
+
 // commentFixture is a GitHub double with the App installed on acme/app,
 // the App's key in a file of a temp dir, and an upstream that answers every
 // chat completion with 500 input and 200 output tokens.
@@ -274,27 +304,7 @@ github: {app_id: %d, installation_id: 9, private_key_file: %q, api_url: %q}
 	}
 	srv := httptest.NewServer(rt.gw.Handler())
 	defer srv.Close()
-	var seq []int
-	for i := 0; i < 12; i++ {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/openai/v1/chat/completions",
-			strings.NewReader(`{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"user","content":"hi"}]}`))
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		seq = append(seq, resp.StatusCode)
-		if resp.StatusCode == http.StatusForbidden {
-			if err := rt.ledger.Approve(ctx, "PLAN-7", "alice"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := rt.gw.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	seq := spend(t, rt, srv.URL, key, "PLAN-7", false)
 	if !slices.Contains(seq, 403) || seq[len(seq)-1] != 429 {
 		t.Fatalf("statuses %v: want an approval and a stop", seq)
 	}
@@ -519,27 +529,8 @@ func TestGatewayPostsLatchedNoticesItNeverDeliveredAtTheNextStart(t *testing.T) 
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(rt.gw.Handler())
-	last := 0
-	for i := 0; i < 12 && last != http.StatusTooManyRequests; i++ {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/openai/v1/chat/completions",
-			strings.NewReader(`{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"user","content":"hi"}]}`))
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		last = resp.StatusCode
-		if last == http.StatusForbidden {
-			if err := rt.ledger.Approve(ctx, "PLAN-9", "alice"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := rt.gw.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	seq := spend(t, rt, srv.URL, key, "PLAN-9", true)
+	last := seq[len(seq)-1]
 	srv.Close()
 	rt.close(ctx)
 	st.Close()
