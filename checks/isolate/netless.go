@@ -132,9 +132,9 @@ func (n *Netless) init() {
 	}
 	switch {
 	case n.llErr == nil && n.mode == "none":
-		n.iso = fmt.Sprintf("landlock-abi%d", n.llABI) + n.socketNote()
+		n.iso = fmt.Sprintf("landlock-abi%d", n.llABI) + n.setupSocketFilter()
 	case n.llErr == nil:
-		n.iso = fmt.Sprintf("%s+landlock-abi%d", n.mode, n.llABI) + n.socketNote()
+		n.iso = fmt.Sprintf("%s+landlock-abi%d", n.mode, n.llABI) + n.setupSocketFilter()
 	case n.opts.RequireLandlock:
 		n.mode = ""
 		n.probeErr = fmt.Errorf("%w: filesystem confinement is required but Landlock is unusable: %v", ErrUnavailable, n.llErr)
@@ -156,9 +156,10 @@ func (n *Netless) init() {
 	}
 }
 
-// socketNote sets up the unix-socket filter and says what it adds to the
+// setupSocketFilter builds the unix-socket filter every confined command
+// gets (unless unix sockets are allowed) and returns what it adds to the
 // isolation: "+no-unix-sockets", or why host unix sockets stay reachable.
-func (n *Netless) socketNote() string {
+func (n *Netless) setupSocketFilter() string {
 	if n.opts.AllowUnixSockets {
 		return " (unix sockets allowed)"
 	}

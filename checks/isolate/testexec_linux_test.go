@@ -4,7 +4,9 @@ package isolate
 
 import (
 	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -138,5 +140,31 @@ func TestStableScratchDirKeepsTempDirTestsCacheable(t *testing.T) {
 	}
 	if _, err := os.Stat(stable); !os.IsNotExist(err) {
 		t.Errorf("the scratch dir was left behind: %v", err)
+	}
+}
+
+// The wrapper refuses to run a test binary it cannot confine: a damaged
+// policy or no binary to run is an error (exit 1), never an unconfined run.
+func TestTestExecWrapperRefusesBadInput(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env  string
+		args []string
+		want string
+	}{
+		{"{", []string{"/bin/true"}, "bad " + TestExecEnv},
+		{`{"abi": 0}`, []string{"/bin/true"}, "not usable"},
+		{`{"abi": 7}`, nil, "no test binary"},
+	} {
+		cmd := exec.Command(self, tc.args...)
+		cmd.Env = append(os.Environ(), TestExecEnv+"="+tc.env)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("policy %q args %v: err %v, output %q; want exit 1 saying %q", tc.env, tc.args, err, out, tc.want)
+		}
 	}
 }
